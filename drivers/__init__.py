@@ -1,0 +1,1 @@
+"""labos.drivers — see README for the folder-to-import mapping."""

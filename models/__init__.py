@@ -1,0 +1,1 @@
+"""labos.models — see README for the folder-to-import mapping."""

@@ -1,0 +1,1 @@
+"""labos.planners — see README for the folder-to-import mapping."""

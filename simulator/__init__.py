@@ -1,0 +1,1 @@
+"""labos.simulator — see README for the folder-to-import mapping."""
