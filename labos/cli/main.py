@@ -21,13 +21,30 @@ app = typer.Typer(
 )
 
 # name -> module exposing ``app`` (a typer.Typer). Areas add one line each.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "sim": "labos.cli.sim",
+    "campaigns": "labos.cli.campaigns",
+    "experiments": "labos.cli.experiments",
+    "samples": "labos.cli.samples",
+    "devices": "labos.cli.devices",
+    "inventory": "labos.cli.inventory",
+    "interventions": "labos.cli.interventions",
+    "control": "labos.cli.control",
+    "events": "labos.cli.events",
+    "export": "labos.cli.export",
+    "users": "labos.cli.users",
+    "serve": "labos.cli.serve",
+    "thermo": "labos.cli.thermo",
+    "targets": "labos.cli.targets",
+    "data": "labos.cli.data",
+    "plan": "labos.cli.plan",
+}
 
 for _name, _module in SUBCOMMANDS.items():
     app.add_typer(importlib.import_module(_module).app, name=_name)
 
 # Modules that only register ``labos bench ...`` commands on bench_app.
-BENCH_MODULES: list[str] = []
+BENCH_MODULES: list[str] = ["labos.cli.bench_drivers"]
 for _module in BENCH_MODULES:
     importlib.import_module(_module)
 

@@ -1,0 +1,568 @@
+"""Universal Robots arm: dashboard server (TCP 29999) plus URScript on the secondary interface (30002).
+
+Why both: the dashboard is how a lab checks the robot (remote control, safety status, robot mode,
+program state) and runs programs taught on the pendant; parametrised moves between named positions
+from the lab configuration are URScript sent to the secondary interface. As in A-Lab, every move
+is bracketed by checks (remote control, ``safetystatus == NORMAL``, robot mode RUNNING) and
+"program not running after N s" is an error.
+
+Nothing with an effect is repeated: a move, ``play``, ``power on`` or ``brake release`` that timed
+out or failed raises and latches the driver (:attr:`URArm.fault`) until :meth:`URArm.recover`,
+because the arm may be stopped mid-air holding a crucible. Read-only dashboard queries are retried
+on a fresh connection (a late reply on the old one can never be taken for the answer).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout, ProtocolError
+from labos.drivers.registry import DeviceSpec, register_kind
+from labos.drivers.transport import TcpLine
+from labos.simulator.clock import Clock, WallClock
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from labos.errors import ConfigError
+
+log = logging.getLogger("labos.drivers.ur")
+
+GREETING_PREFIX = "Connected: Universal Robots Dashboard Server"
+SAFETY_STATUSES = frozenset(
+    {
+        "NORMAL",
+        "REDUCED",
+        "PROTECTIVE_STOP",
+        "RECOVERY",
+        "SAFEGUARD_STOP",
+        "SYSTEM_EMERGENCY_STOP",
+        "ROBOT_EMERGENCY_STOP",
+        "VIOLATION",
+        "FAULT",
+        "AUTOMATIC_MODE_SAFEGUARD_STOP",
+        "SYSTEM_THREE_POSITION_ENABLING_STOP",
+    }
+)
+ROBOT_MODES = frozenset(
+    {
+        "NO_CONTROLLER",
+        "DISCONNECTED",
+        "CONFIRM_SAFETY",
+        "BOOTING",
+        "POWER_OFF",
+        "POWER_ON",
+        "IDLE",
+        "BACKDRIVE",
+        "RUNNING",
+    }
+)
+PROGRAM_STATES = frozenset({"STOPPED", "PLAYING", "PAUSED"})
+EMERGENCY = frozenset({"SYSTEM_EMERGENCY_STOP", "ROBOT_EMERGENCY_STOP"})
+JOINT_LIMIT_RAD = 2 * math.pi
+
+
+# -- reply parsers (pure; fuzzed in the tests) ------------------------------------------------
+def _bad(what: str, reply: str) -> ProtocolError:
+    if reply.startswith("could not understand"):
+        return ProtocolError(f"dashboard did not understand {what}: {reply!r}", device="ur", code="unknown")
+    return ProtocolError(f"unexpected reply to {what}: {reply!r}", device="ur", code="reply")
+
+
+def _prefixed(reply: str, prefix: str, allowed: frozenset[str], what: str) -> str:
+    m = re.fullmatch(rf"{re.escape(prefix)}:\s*(\S+)", reply.strip(), flags=re.IGNORECASE)
+    if m is None or m.group(1).upper() not in allowed:
+        raise _bad(what, reply)
+    return m.group(1).upper()
+
+
+def parse_safety_status(reply: str) -> str:
+    """``Safetystatus: NORMAL`` → ``"NORMAL"``."""
+    return _prefixed(reply, "Safetystatus", SAFETY_STATUSES, "safetystatus")
+
+
+def parse_robot_mode(reply: str) -> str:
+    """``Robotmode: RUNNING`` → ``"RUNNING"``."""
+    return _prefixed(reply, "Robotmode", ROBOT_MODES, "robotmode")
+
+
+def parse_running(reply: str) -> bool:
+    """``Program running: true`` → True."""
+    m = re.fullmatch(r"Program running:\s*(true|false)", reply.strip(), flags=re.IGNORECASE)
+    if m is None:
+        raise _bad("running", reply)
+    return m.group(1).lower() == "true"
+
+
+def parse_bool(reply: str, what: str = "is in remote control") -> bool:
+    value = reply.strip().lower()
+    if value not in ("true", "false"):
+        raise _bad(what, reply)
+    return value == "true"
+
+
+def parse_program_state(reply: str) -> tuple[str, str]:
+    """``PLAYING move.urp`` → ``("PLAYING", "move.urp")``."""
+    parts = reply.strip().split(maxsplit=1)
+    if not parts or parts[0].upper() not in PROGRAM_STATES:
+        raise _bad("programState", reply)
+    return parts[0].upper(), parts[1] if len(parts) > 1 else ""
+
+
+def check_load_reply(reply: str, program: str) -> None:
+    text = reply.strip()
+    if text.startswith("Loading program:"):
+        return
+    if text.startswith("File not found"):
+        raise DeviceError(
+            f"program {program!r} not found on the robot: {text}", device="ur", code="not_found"
+        )
+    if text.startswith("Error while loading program"):
+        raise DeviceFault(f"cannot load {program!r}: {text}", device="ur", code="load_error")
+    raise _bad(f"load {program}", reply)
+
+
+def check_play_reply(reply: str) -> None:
+    text = reply.strip()
+    if text == "Starting program":
+        return
+    if text.startswith("Failed to execute: play"):
+        raise DeviceFault("the robot refused to play the program", device="ur", code="play_failed")
+    raise _bad("play", reply)
+
+
+# -- configuration ----------------------------------------------------------------------------
+def _joints(value: list[float], what: str) -> list[float]:
+    if len(value) != 6:
+        raise ValueError(f"{what} needs 6 joint angles (rad), got {len(value)}")
+    for q in value:
+        if not math.isfinite(q) or abs(q) > JOINT_LIMIT_RAD:
+            raise ValueError(f"{what}: joint angle {q} is outside ±2π rad")
+    return [float(q) for q in value]
+
+
+class NamedPosition(BaseModel):
+    """A taught position: joint angles in rad, and a clear approach point above it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    joints: list[float]
+    approach: list[float] | None = None
+
+    @field_validator("joints")
+    @classmethod
+    def _check_joints(cls, v: list[float]) -> list[float]:
+        return _joints(v, "joints")
+
+    @field_validator("approach")
+    @classmethod
+    def _check_approach(cls, v: list[float] | None) -> list[float] | None:
+        return None if v is None else _joints(v, "approach")
+
+
+class URMotion(BaseModel):
+    """Speed and gripper settings for generated moves (limits checked before anything is sent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    joint_speed: float = Field(1.05, gt=0, le=math.pi, description="rad/s")
+    joint_accel: float = Field(1.4, gt=0, le=40.0, description="rad/s²")
+    approach_speed: float = Field(0.5, gt=0, le=math.pi, description="rad/s near the part")
+    gripper_close: str = "set_tool_digital_out(0, True)"
+    gripper_open: str = "set_tool_digital_out(0, False)"
+    grip_wait_s: float = Field(0.5, ge=0.1, le=10)
+
+    @field_validator("gripper_close", "gripper_open")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if "\n" in v or not v.strip():
+            raise ValueError("a gripper command is one URScript line")
+        return v.strip()
+
+
+def move_script(
+    source: str,
+    destination: str,
+    positions: Mapping[str, NamedPosition],
+    motion: URMotion,
+    name: str = "labos_move",
+) -> str:
+    """URScript that picks at ``source`` and places at ``destination`` via their approach points."""
+    for key in (source, destination):
+        if key not in positions:
+            raise ConfigError(
+                f"unknown robot position {key!r}; known: {', '.join(sorted(positions)) or 'none'}"
+            )
+    if not re.fullmatch(r"[A-Za-z_]\w*", name):
+        raise ValueError(f"not a URScript program name: {name!r}")
+    src, dst = positions[source], positions[destination]
+
+    def mj(q: list[float], v: float) -> str:
+        return f"  movej([{', '.join(f'{x:.6f}' for x in q)}], a={motion.joint_accel:g}, v={v:g})"
+
+    lines = [f"def {name}():", f'  textmsg("labos move {source} -> {destination}")']
+    lines.append(f"  {motion.gripper_open}")
+    if src.approach:
+        lines.append(mj(src.approach, motion.joint_speed))
+    lines.append(mj(src.joints, motion.approach_speed if src.approach else motion.joint_speed))
+    lines += [f"  {motion.gripper_close}", f"  sleep({motion.grip_wait_s:g})"]
+    if src.approach:
+        lines.append(mj(src.approach, motion.approach_speed))
+    if dst.approach:
+        lines.append(mj(dst.approach, motion.joint_speed))
+    lines.append(mj(dst.joints, motion.approach_speed if dst.approach else motion.joint_speed))
+    lines += [f"  {motion.gripper_open}", f"  sleep({motion.grip_wait_s:g})"]
+    if dst.approach:
+        lines.append(mj(dst.approach, motion.approach_speed))
+    lines.append("end")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class URStatus:
+    remote_control: bool
+    safety_status: str
+    robot_mode: str
+    program_state: str
+    program: str
+    running: bool
+
+
+# -- the driver -------------------------------------------------------------------------------
+class URArm:
+    """A UR5e/UR3e arm over its dashboard server and secondary interface (satisfies ``RobotArm``)."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        dashboard_port: int = 29999,
+        secondary_port: int = 30002,
+        positions: Mapping[str, NamedPosition | dict] | None = None,
+        motion: URMotion | dict | None = None,
+        timeout_s: float = 2.0,
+        start_timeout_s: float = 60.0,
+        move_timeout_s: float = 300.0,
+        poll_s: float = 0.1,
+        retries: int = 2,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        name: str = "ur",
+    ):
+        self.name = name
+        self.host = host
+        self.dashboard_port = int(dashboard_port)
+        self.secondary_port = int(secondary_port)
+        try:
+            self.positions = {k: NamedPosition.model_validate(v) for k, v in (positions or {}).items()}
+            self.motion = URMotion.model_validate(motion or {})
+        except ValueError as exc:
+            raise ConfigError(f"{name}: bad robot configuration: {exc}") from exc
+        self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.move_timeout_s = move_timeout_s
+        self.poll_s = poll_s
+        self.retries = retries
+        self.clock = clock or WallClock()
+        self._sleep = sleep
+        self.fault: DeviceError | None = None
+        self.moves_done = 0
+        self._dash = TcpLine(host, self.dashboard_port, timeout=timeout_s, eol="\n", name=f"{name}-dashboard")
+        try:
+            self._read_greeting()
+        except DeviceError:
+            self._dash.close()
+            raise
+
+    # -- dashboard plumbing --------------------------------------------------------------------
+    def _read_greeting(self) -> None:
+        line = self._dash.read_line()
+        if not line.startswith(GREETING_PREFIX):
+            raise ProtocolError(
+                f"not a UR dashboard server, greeting was {line!r}", device=self.name, code="greeting"
+            )
+
+    def _reconnect(self) -> None:
+        """A fresh dashboard connection, so a late reply on the old one is never read as an answer."""
+        try:
+            self._dash.reconnect()
+            self._read_greeting()
+        except DeviceError as exc:
+            log.warning("%s: reconnect failed: %s", self.name, exc)
+
+    def _ask(self, command: str, parse: Callable[[str], object], *, safe: bool):
+        """Send one dashboard command and parse its reply; retry on a fresh link only when ``safe``."""
+        attempts = 1 + (self.retries if safe else 0)
+        for attempt in range(1, attempts + 1):
+            try:
+                self._dash.flush_input()
+                self._dash.send_line(command)
+                reply = self._dash.read_line()
+                return parse(reply)
+            except (DeviceTimeout, ProtocolError) as exc:
+                exc.device = self.name
+                if isinstance(exc, ProtocolError) and exc.code == "unknown":
+                    raise
+                self._reconnect()
+                if attempt >= attempts:
+                    exc.safe_to_retry = safe
+                    raise
+                log.info("%s: retrying %r (%d/%d) after: %s", self.name, command, attempt, attempts - 1, exc)
+            except DeviceError as exc:
+                exc.device = self.name
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- dashboard commands --------------------------------------------------------------------
+    def safety_status(self) -> str:
+        return self._ask("safetystatus", parse_safety_status, safe=True)
+
+    def robot_mode(self) -> str:
+        return self._ask("robotmode", parse_robot_mode, safe=True)
+
+    def is_running(self) -> bool:
+        return self._ask("running", parse_running, safe=True)
+
+    def is_in_remote_control(self) -> bool:
+        return self._ask("is in remote control", parse_bool, safe=True)
+
+    def program_state(self) -> tuple[str, str]:
+        return self._ask("programState", parse_program_state, safe=True)
+
+    def status(self) -> URStatus:
+        state, program = self.program_state()
+        return URStatus(
+            remote_control=self.is_in_remote_control(),
+            safety_status=self.safety_status(),
+            robot_mode=self.robot_mode(),
+            program_state=state,
+            program=program,
+            running=self.is_running(),
+        )
+
+    def close_popup(self) -> None:
+        self._ask("close popup", lambda r: _expect(r, "closing popup", "close popup"), safe=True)
+
+    def close_safety_popup(self) -> None:
+        self._ask(
+            "close safety popup",
+            lambda r: _expect(r, "closing safety popup", "close safety popup"),
+            safe=True,
+        )
+
+    def load(self, program: str) -> None:
+        """Load a program taught on the pendant (``.urp``); loading twice is harmless."""
+        if not re.fullmatch(r"[\w./ -]+\.urp", program):
+            raise ValueError(f"{self.name}: not a .urp program name: {program!r}")
+        self._ask(f"load {program}", lambda r: check_load_reply(r, program), safe=True)
+
+    def play(self) -> None:
+        """Start the loaded program (sent once, never repeated)."""
+        self._ask("play", check_play_reply, safe=False)
+
+    def stop(self) -> None:
+        """Stop the program; repeating a stop is always safe."""
+        self._ask("stop", lambda r: _expect(r, ("Stopped", "Failed to execute: stop"), "stop"), safe=True)
+
+    def pause(self) -> None:
+        self._ask(
+            "pause", lambda r: _expect(r, ("Pausing program", "Failed to execute: pause"), "pause"), safe=True
+        )
+
+    # -- safety checks -------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        """Raise unless the arm is in remote control, safety NORMAL, RUNNING and idle."""
+        if not self.is_in_remote_control():
+            raise DeviceFault(
+                "the robot is in local control; switch the pendant to remote control",
+                device=self.name,
+                code="local",
+            )
+        safety = self.safety_status()
+        if safety != "NORMAL":
+            raise DeviceFault(f"safety status is {safety}", device=self.name, code=safety)
+        mode = self.robot_mode()
+        if mode != "RUNNING":
+            raise DeviceFault(
+                f"robot mode is {mode}, not RUNNING", device=self.name, code=f"robotmode:{mode}"
+            )
+        if self.is_running():
+            raise DeviceBusy(
+                "a program is already running", device=self.name, code="running", safe_to_retry=True
+            )
+
+    def _check_after(self, what: str) -> None:
+        safety = self.safety_status()
+        if safety != "NORMAL":
+            raise DeviceFault(f"safety status is {safety} after {what}", device=self.name, code=safety)
+        if not self.is_in_remote_control():
+            raise DeviceFault(f"the robot left remote control during {what}", device=self.name, code="local")
+
+    def _latched(self) -> None:
+        if self.fault is not None:
+            raise DeviceFault(
+                f"a previous command failed ({self.fault}); inspect the cell, then call recover()",
+                device=self.name,
+                code="latched",
+            )
+
+    def _watch(self, what: str) -> None:
+        """Wait until the program runs (≤ start_timeout_s), then until it ends (≤ move_timeout_s)."""
+        t0 = self.clock.now()
+        while not self.is_running():
+            state, _ = self.program_state()
+            safety = self.safety_status()
+            if safety != "NORMAL":
+                raise DeviceFault(f"safety status is {safety} during {what}", device=self.name, code=safety)
+            if state == "PAUSED":
+                raise DeviceFault(f"{what} is paused (a popup?)", device=self.name, code="paused")
+            if self.clock.now() - t0 > self.start_timeout_s:
+                raise DeviceTimeout(
+                    f"program not running after {self.start_timeout_s:g} s ({what})",
+                    device=self.name,
+                    code="start",
+                )
+            self._sleep(self.poll_s)
+        t1 = self.clock.now()
+        while True:
+            safety = self.safety_status()
+            if safety != "NORMAL":
+                raise DeviceFault(f"safety status is {safety} during {what}", device=self.name, code=safety)
+            if not self.is_running():
+                state, _ = self.program_state()
+                if state == "PAUSED":
+                    raise DeviceFault(f"{what} was paused (a popup?)", device=self.name, code="paused")
+                return
+            if self.clock.now() - t1 > self.move_timeout_s:
+                raise DeviceTimeout(
+                    f"{what} still running after {self.move_timeout_s:g} s",
+                    device=self.name,
+                    code="move_timeout",
+                )
+            self._sleep(self.poll_s)
+
+    def _guarded(self, what: str, start: Callable[[], None]) -> None:
+        """Checks before, start once, watch, checks after; any failure latches :attr:`fault`."""
+        self._latched()
+        self.check_ready()
+        self.close_popup()
+        try:
+            start()
+            self._watch(what)
+            self._check_after(what)
+        except DeviceError as exc:
+            exc.safe_to_retry = False
+            self.fault = exc
+            log.error("%s: %s failed: %s", self.name, what, exc)
+            raise
+
+    # -- motion --------------------------------------------------------------------------------
+    def send_script(self, script: str) -> None:
+        """Send URScript to the secondary interface (one connection, closed afterwards)."""
+        link = TcpLine(self.host, self.secondary_port, timeout=self.timeout_s, name=f"{self.name}-secondary")
+        try:
+            link.write(script.encode("ascii"))
+        finally:
+            link.close()
+
+    def move(self, source: str, destination: str) -> None:
+        """Carry whatever is at ``source`` to ``destination`` (named positions from the configuration)."""
+        script = move_script(source, destination, self.positions, self.motion)
+        self._guarded(f"move {source} -> {destination}", lambda: self.send_script(script))
+        self.moves_done += 1
+
+    def run_program(self, program: str) -> None:
+        """Load and play a pendant program, and wait for it to end, with the same checks as a move."""
+        self._latched()
+        self.load(program)
+        self._guarded(f"program {program}", self.play)
+
+    # -- recovery ------------------------------------------------------------------------------
+    def recover(self, *, timeout_s: float = 30.0) -> None:
+        """Bring the arm back to RUNNING + NORMAL after a person has checked the cell.
+
+        Unlocks a protective stop (the robot allows it 5 s after the stop), closes popups, stops a
+        paused program and powers on / releases brakes after an emergency stop once the button is
+        released. It never moves the arm.
+        """
+        safety = self.safety_status()
+        if safety in EMERGENCY:
+            raise DeviceFault(
+                f"{safety}: release the emergency stop button first, then call recover()",
+                device=self.name,
+                code=safety,
+            )
+        if safety == "PROTECTIVE_STOP":
+            reply = self._ask("unlock protective stop", str, safe=False)
+            if not reply.startswith("Protective stop releasing"):
+                raise DeviceBusy(
+                    f"cannot unlock yet: {reply}", device=self.name, code="unlock", safe_to_retry=True
+                )
+        elif safety != "NORMAL":
+            raise DeviceFault(f"safety status is {safety}; needs a person", device=self.name, code=safety)
+        self.close_popup()
+        self.close_safety_popup()
+        state, _ = self.program_state()
+        if state != "STOPPED":
+            self.stop()
+        t0 = self.clock.now()
+        while (mode := self.robot_mode()) != "RUNNING":
+            if mode == "POWER_OFF":
+                self._ask("power on", lambda r: _expect(r, "Powering on", "power on"), safe=False)
+            elif mode == "IDLE":
+                self._ask(
+                    "brake release", lambda r: _expect(r, "Brake releasing", "brake release"), safe=False
+                )
+            if self.clock.now() - t0 > timeout_s:
+                raise DeviceTimeout(
+                    f"robot mode still {mode} after {timeout_s:g} s", device=self.name, code="power"
+                )
+            self._sleep(self.poll_s)
+        safety = self.safety_status()
+        if safety != "NORMAL":
+            raise DeviceFault(f"safety status is {safety} after recovery", device=self.name, code=safety)
+        self.fault = None
+
+    def close(self) -> None:
+        try:
+            if not self._dash.closed:
+                self._dash.send_line("quit")
+        except DeviceError:
+            pass
+        finally:
+            self._dash.close()
+
+    def __enter__(self) -> URArm:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _expect(reply: str, wanted: str | tuple[str, ...], what: str) -> str:
+    options = (wanted,) if isinstance(wanted, str) else wanted
+    text = reply.strip()
+    if not any(text.startswith(w) for w in options):
+        if text.startswith("Failed to execute"):
+            raise DeviceFault(f"the robot refused {what}: {text}", device="ur", code="refused")
+        raise _bad(what, reply)
+    return text
+
+
+@register_kind("ur")
+def open_ur(spec: DeviceSpec, **context) -> URArm:
+    """Registry factory: ``host``, ``tcp_port`` = dashboard port (default 29999); ``options`` may hold
+    ``secondary_port``, ``positions`` ({name: {joints, approach}}), ``motion``, and timeouts."""
+    if not spec.host:
+        raise ConfigError(f"device {spec.name!r} (ur) needs host")
+    opts = dict(spec.options)
+    for key in ("clock", "sleep"):
+        if key in context:
+            opts.setdefault(key, context[key])
+    try:
+        return URArm(spec.host, dashboard_port=spec.tcp_port or 29999, name=spec.name, **opts)
+    except TypeError as exc:
+        raise ConfigError(f"device {spec.name!r} (ur): bad options: {exc}") from None

@@ -1,0 +1,328 @@
+"""The executor: runs the dispatcher's decisions as SimPy processes on the lab clock.
+
+Virtual time (``simpy.Environment``) for simulation, ``simpy.rt.RealtimeEnvironment`` for
+hardware: the same code runs both. All durable state is in the database; the engine keeps only
+the processes that are running, so a new engine on the same database (after a crash, on another
+machine, or as one of several workers) carries on where the old one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import simpy
+import simpy.rt
+from sqlalchemy import select
+
+from labos.db.repository import load_experiment, load_outcomes
+from labos.domain import Experiment, Outcome, utcnow
+from labos.errors import LabosError, NotImplementedYet
+from labos.lab.config import LabConfig
+from labos.lab.context import OperatorWait, TaskContext, TaskFailed, TaskInfo
+from labos.lab.events import emit
+from labos.lab.furnace import run_furnace
+from labos.lab.interventions import TaskError, raise_intervention
+from labos.lab.journal import StepLog
+from labos.lab.records import FurnaceRunRow, TaskRow, WorkerRow
+from labos.lab.scheduler import Dispatcher, release_worker
+from labos.lab.store import Store, jsonable
+from labos.lab.tasks import task_type
+from labos.lab.transitions import abort_experiment, finish_task, wait_operator
+
+log = logging.getLogger(__name__)
+
+Analyzer = Callable[[str, Experiment, str | None], Outcome]
+OutcomeCallback = Callable[[Outcome], None]
+
+
+class SimulatedCrash(BaseException):
+    """Raised by a test's crash hook to stop the engine as abruptly as a kill would."""
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        cfg: LabConfig,
+        devices: Mapping[str, Any],
+        *,
+        env: simpy.Environment | None = None,
+        analyzer: Analyzer | None = None,
+        threaded: bool = False,
+        worker_id: str | None = None,
+        poll_s: float | None = None,
+        lease_s: float = 20.0,
+        tick_s: float = 1.0,
+        thread_sleep_s: float = 0.0005,
+        unload_below_c: float = 100.0,
+    ):
+        self.store = store
+        self.cfg = cfg
+        self.devices = dict(devices)
+        self.env = env if env is not None else simpy.Environment(initial_time=store.clock_s())
+        self.realtime = isinstance(self.env, simpy.rt.RealtimeEnvironment)
+        self.analyzer = analyzer
+        self.threaded = threaded or self.realtime
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="labos-dev") if self.threaded else None
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.poll_s = poll_s if poll_s is not None else (1.0 if self.realtime else None)
+        self.lease_s = lease_s
+        self.tick_s = tick_s
+        self.thread_sleep_s = thread_sleep_s
+        self.unload_below_c = unload_below_c
+        self.dispatcher = Dispatcher(store, cfg, self.worker_id)
+        self.active: dict[str, simpy.Process] = {}
+        self.outcome_callbacks: list[OutcomeCallback] = []
+        self.crash_hook: Callable[[str, str, str], None] | None = None
+        self._kick = self.env.event()
+        self._experiments: dict[str, Experiment] = {}
+        self._started = False
+        self._stopped = False
+        self._last_beat = 0.0
+        self.dispatch_s = 0.0  # wall time spent deciding (the scheduling overhead)
+        self.dispatches = 0
+        self.tasks_started = 0
+        self.outcome_event = self.env.event()
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        now = self.now
+        exclusive = not self.store.is_pg
+
+        def fn(s):
+            s.merge(WorkerRow(id=self.worker_id, pid=os.getpid(), host=socket.gethostname(), status="running",
+                              heartbeat_at=utcnow()))
+            stale = utcnow() - timedelta(seconds=self.lease_s)
+            dead = []
+            for w in s.scalars(select(WorkerRow).where(WorkerRow.id != self.worker_id, WorkerRow.status == "running")):
+                hb = w.heartbeat_at if w.heartbeat_at.tzinfo else w.heartbeat_at.replace(tzinfo=utcnow().tzinfo)
+                if exclusive or hb < stale:
+                    dead.append(w.id)
+                    w.status = "dead"
+            # work owned by a worker that no longer exists at all (e.g. rows from a killed run)
+            known = set(s.scalars(select(WorkerRow.id).where(WorkerRow.status == "running")))
+            orphans = {w for (w,) in s.execute(select(TaskRow.worker).where(TaskRow.status == "running")
+                                              .distinct()) if w and w not in known}
+            orphans |= {w for (w,) in s.execute(select(FurnaceRunRow.worker).where(FurnaceRunRow.status == "heating")
+                                               .distinct()) if w and w not in known}
+            n = sum(release_worker(s, w) for w in set(dead) | orphans)
+            emit(s, "lab.started", self.worker_id, lab_t=now, recovered=n, dead_workers=sorted(set(dead) | orphans))
+            self.store.save_clock(s, now)
+
+        self.store.run(fn)
+        self.env.process(self._loop())
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.kick()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.store.run(lambda s: s.merge(WorkerRow(id=self.worker_id, pid=os.getpid(),
+                                                       host=socket.gethostname(), status="stopped")))
+        except Exception:  # pragma: no cover - closing must not raise
+            log.exception("could not mark worker stopped")
+
+    @property
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def kick(self) -> None:
+        if not self._kick.triggered:
+            self._kick.succeed()
+
+    def device(self, name: str) -> Any:
+        try:
+            return self.devices[name]
+        except KeyError:
+            raise LabosError(f"device {name} is configured but not connected to this lab") from None
+
+    # ---- the dispatch loop
+
+    def _loop(self):
+        while True:
+            t0 = time.perf_counter()
+            dec = self.store.run(lambda s: self.dispatcher.dispatch(s, self.now))
+            self.dispatch_s += time.perf_counter() - t0
+            self.dispatches += 1
+            self._heartbeat()
+            for info in dec.tasks:
+                self.tasks_started += 1
+                self.active[info.id] = self.env.process(self._task_proc(info))
+            for run_id in dec.runs:
+                self.active[run_id] = self.env.process(self._run_proc(run_id))
+            if self._stopped or (dec.desired == "stopped" and not self.active):
+                return
+            waits = [self._kick]
+            if dec.wake_at is not None:
+                waits.append(self.env.timeout(max(0.0, dec.wake_at - self.now)))
+            if self.poll_s:
+                waits.append(self.env.timeout(self.poll_s))
+            yield self.env.any_of(waits)
+            if self._kick.triggered:
+                self._kick = self.env.event()
+            yield self.env.timeout(0)  # let everything due at this instant finish first
+
+    def _heartbeat(self) -> None:
+        if not self.store.is_pg:
+            return
+        wall = time.monotonic()
+        if wall - self._last_beat < self.lease_s / 4:
+            return
+        self._last_beat = wall
+
+        def fn(s):
+            w = s.get(WorkerRow, self.worker_id)
+            if w is not None:
+                w.heartbeat_at = utcnow()
+
+        self.store.run(fn)
+
+    # ---- processes
+
+    def _task_proc(self, info: TaskInfo):
+        with self.store.factory() as s:
+            log_ = StepLog.load(s, info.id)
+        task = task_type(info.kind)()
+        ctx = TaskContext(self, info, log_)
+        try:
+            result = yield from task.run(ctx)
+        except OperatorWait:
+            pass
+        except TaskFailed as exc:
+            self._fail(info, str(exc))
+        except SimulatedCrash:
+            raise
+        except Exception as exc:  # a bug or bad data: the operator decides (retry/abort)
+            log.exception("task %s failed", info.id)
+            self._task_error(info, exc)
+        else:
+            now = self.now
+
+            def fin(s):
+                row = s.get(TaskRow, info.id)
+                finish_task(s, row, now, result=jsonable(result) if isinstance(result, dict) else None)
+                task.on_finish(s, row, now)
+                self.store.save_clock(s, now)
+
+            self.store.run(fin)
+            self.crash_point(info.id, "task", "finished")
+        finally:
+            self.active.pop(info.id, None)
+            self.kick()
+
+    def _run_proc(self, run_id: str):
+        try:
+            yield from run_furnace(self, run_id)
+        except OperatorWait:
+            pass
+        except TaskFailed as exc:
+            from labos.lab.interventions import abort_run
+
+            now = self.now
+            self.store.run(lambda s: abort_run(s, run_id, reason=str(exc), now_s=now))
+        except SimulatedCrash:
+            raise
+        except Exception as exc:
+            log.exception("furnace run %s failed", run_id)
+            now = self.now
+            from labos.lab.interventions import ClearDeviceFault
+
+            def fn(s):
+                run = s.get(FurnaceRunRow, run_id)
+                row = raise_intervention(s, ClearDeviceFault(device=run.furnace, error=f"{type(exc).__name__}: {exc}",
+                                                             owner=run_id), lab_t=now)
+                run.status = "waiting_operator"
+                run.worker = None
+                return row.id
+
+            self.on_intervention(self.store.run(fn))
+        finally:
+            self.active.pop(run_id, None)
+            self.kick()
+
+    def _fail(self, info: TaskInfo, reason: str) -> None:
+        now = self.now
+        self.store.run(lambda s: abort_experiment(s, info.experiment_id, reason=reason, now_s=now,
+                                                  sample_to=None, sample_status="stranded", failed_task=info.id))
+
+    def _task_error(self, info: TaskInfo, exc: Exception) -> None:
+        now = self.now
+
+        def fn(s):
+            row = raise_intervention(s, TaskError(task_id=info.id, error=f"{type(exc).__name__}: {exc}"), lab_t=now,
+                                     escalate_after_s=self.cfg.faults.escalate_after_min * 60)
+            wait_operator(s, info.id, row.id, now)
+            return row.id
+
+        self.on_intervention(self.store.run(fn))
+
+    # ---- hooks used by tasks
+
+    def on_intervention(self, intervention_id: str) -> None:
+        log.info("operator intervention %s raised", intervention_id)
+
+    def crash_point(self, owner: str, step: str, phase: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(owner, step, phase)
+
+    def experiment(self, exp_id: str) -> Experiment:
+        exp = self._experiments.get(exp_id)
+        if exp is None:
+            with self.store.factory() as s:
+                exp = load_experiment(s, exp_id)
+            self._experiments[exp_id] = exp
+        return exp
+
+    def task_result(self, task_id: str) -> dict:
+        with self.store.factory() as s:
+            row = s.get(TaskRow, task_id)
+            if row is None:
+                raise LabosError(f"no task {task_id}")
+            return dict(row.result or {})
+
+    def analyze(self, path: str, exp: Experiment, sample_id: str | None) -> Outcome:
+        if self.analyzer is None:
+            raise NotImplementedYet("analysis not implemented: this lab has no analyzer; pass analyzer= to the Lab")
+        out = self.analyzer(path, exp, sample_id)
+        if out.experiment_id != exp.id:
+            out = out.model_copy(update={"experiment_id": exp.id})
+        return out
+
+    def after_report(self, exp_id: str) -> None:
+        with self.store.factory() as s:
+            outcomes = load_outcomes(s, exp_id)
+        if not outcomes:
+            return
+        for cb in list(self.outcome_callbacks):
+            cb(outcomes[-1])
+        ev, self.outcome_event = self.outcome_event, self.env.event()
+        ev.succeed(outcomes[-1])
+
+    # ---- running
+
+    def run(self, until: float | None = None) -> None:
+        """Run the lab clock until ``until`` (lab seconds) or, on virtual time, until no work is left."""
+        self.start()
+        self.env.run(until=until)
+
+
+def default_xrd_dir(cfg: LabConfig) -> Path:
+    from labos.config import get_settings
+
+    return Path(cfg.xrd_dir) if cfg.xrd_dir else get_settings().home / "xrd"

@@ -1,0 +1,111 @@
+"""Every state change of the lab is a row in the core ``events`` table (append-only, read in id
+order by the console and the campaign loop)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from labos.db.records import EventRow
+
+# The kinds the lab OS writes (subject in brackets).
+KINDS = (
+    "lab.started",  # [worker]
+    "lab.paused",
+    "lab.resumed",
+    "lab.stopped",
+    "experiment.submitted",  # [experiment]
+    "experiment.started",
+    "experiment.completed",
+    "experiment.failed",
+    "experiment.cancelled",
+    "experiment.outcome",
+    "task.ready",  # [task]
+    "task.started",
+    "task.finished",
+    "task.failed",
+    "task.retry",
+    "task.waiting_operator",
+    "task.recovered",
+    "sample.created",  # [sample]
+    "sample.moved",
+    "sample.removed",
+    "furnace_run.planned",  # [run]
+    "furnace_run.joined",
+    "furnace_run.started",
+    "furnace_run.finished",
+    "device.fault",  # [device]
+    "device.state",
+    "inventory.consumed",  # [formula]
+    "inventory.low",
+    "inventory.refilled",
+    "intervention.raised",  # [intervention]
+    "intervention.escalated",
+    "intervention.answered",
+)
+
+
+def emit(session: Session, event: str, subject: str | None = None, /, *, lab_t: float | None = None, **data: Any):
+    """Record one event in the caller's transaction (so it commits with the change it describes)."""
+    if lab_t is not None:
+        data["lab_t"] = round(float(lab_t), 3)
+    return session.add(EventRow(kind=event, subject=subject, data=data))
+
+
+class Event(BaseModel):
+    id: int
+    at: datetime
+    kind: str
+    subject: str | None
+    data: dict[str, Any]
+
+
+def read_events(
+    factory: sessionmaker[Session],
+    after_id: int = 0,
+    *,
+    kinds: list[str] | None = None,
+    prefix: str | None = None,
+    subject: str | None = None,
+    limit: int = 1000,
+) -> list[Event]:
+    """Events with ``id > after_id`` in id order (filter by exact kinds, a kind prefix or subject)."""
+    stmt = select(EventRow).where(EventRow.id > after_id)
+    if kinds:
+        stmt = stmt.where(EventRow.kind.in_(kinds))
+    if prefix:
+        stmt = stmt.where(EventRow.kind.startswith(prefix))
+    if subject:
+        stmt = stmt.where(EventRow.subject == subject)
+    with factory() as s:
+        rows = s.scalars(stmt.order_by(EventRow.id).limit(limit)).all()
+        return [Event(id=r.id, at=r.at, kind=r.kind, subject=r.subject, data=r.data or {}) for r in rows]
+
+
+def follow_events(
+    factory: sessionmaker[Session],
+    after_id: int = 0,
+    *,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+    **filters: Any,
+) -> Iterator[Event]:
+    """Yield events as they are written (polling), forever or until ``timeout_s`` passes quietly."""
+    last, quiet_since = after_id, time.monotonic()
+    while True:
+        batch = read_events(factory, last, **filters)
+        for ev in batch:
+            last = ev.id
+            yield ev
+        if batch:
+            quiet_since = time.monotonic()
+        elif timeout_s is not None and time.monotonic() - quiet_since > timeout_s:
+            return
+        else:
+            time.sleep(poll_s)

@@ -1,0 +1,228 @@
+"""Devices and sample slots as bookable resources.
+
+A task asks for a set of :class:`Need` s (a device of a role, a named device, a free slot in a
+position group, possibly on the device chosen for another need) and gets all of them in one
+transaction or none: no task ever holds one resource while waiting for another, so resource
+acquisition cannot deadlock. On PostgreSQL the free rows are read with ``FOR UPDATE SKIP
+LOCKED``, so two workers never book the same row, and the booking itself is a conditional
+``UPDATE ... WHERE holder IS NULL``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from labos.lab.config import LabConfig
+from labos.lab.records import ResourceRow
+
+
+@dataclass(frozen=True)
+class Need:
+    """One resource a task needs.
+
+    Exactly one of ``name`` (a specific device or slot), ``role`` (any device of that role) or
+    ``group`` (any free slot in that position group) is set. ``on`` ties a slot to the device
+    chosen for another need (``on="doser"``: a slot of the chosen doser). ``tag`` names the need
+    for the task (default: role, group or name)."""
+
+    name: str | None = None
+    role: str | None = None
+    group: str | None = None
+    on: str | None = None
+    tag: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.tag or self.role or self.group or self.name or "?"
+
+
+def sync_resources(session: Session, cfg: LabConfig) -> None:
+    """Create rows for configured devices and slots (existing rows and their bookings are kept)."""
+    have = {r.name: r for r in session.scalars(select(ResourceRow))}
+    for d in cfg.devices:
+        if d.name not in have:
+            session.add(ResourceRow(name=d.name, kind="device", role=d.role, device=None, detail={}))
+    for g in cfg.all_groups():
+        for slot in g.slot_names():
+            if slot not in have:
+                session.add(ResourceRow(name=slot, kind="slot", role=g.group, device=g.device, detail={}))
+
+
+@dataclass(frozen=True)
+class Free:
+    name: str
+    kind: str
+    role: str
+    device: str | None
+
+
+class FreePool:
+    """The free resources read in one dispatch, handed out in memory before one commit."""
+
+    def __init__(self, rows: list[Free]):
+        self.by_name = {r.name: r for r in rows}
+        self.devices_by_role: dict[str, list[str]] = defaultdict(list)
+        self.slots_by_group: dict[str, list[str]] = defaultdict(list)
+        for r in sorted(rows, key=lambda r: _slot_order(r.name)):
+            if r.kind == "device":
+                self.devices_by_role[r.role].append(r.name)
+            else:
+                self.slots_by_group[r.role].append(r.name)
+
+    def free_slots(self, group: str) -> int:
+        return len(self.slots_by_group.get(group, ()))
+
+    def take(self, needs: list[Need], *, prefer: dict[str, str] | None = None) -> dict[str, str] | None:
+        """Pick one free resource per need (all or nothing); removes them from the pool."""
+        chosen: dict[str, str] = {}
+        used: set[str] = set()
+        for need in sorted(needs, key=lambda n: n.group is not None):  # devices before slots
+            pick = None
+            if need.name:
+                if need.name in self.by_name and need.name not in used:
+                    pick = need.name
+            elif need.role:
+                cands = self.devices_by_role.get(need.role, ())
+                pref = (prefer or {}).get(need.key)
+                if pref in cands and pref not in used:
+                    pick = pref
+                else:
+                    pick = next((c for c in cands if c not in used), None)
+            elif need.group:
+                owner = chosen.get(need.on) if need.on else None
+                for c in self.slots_by_group.get(need.group, ()):
+                    if c in used:
+                        continue
+                    if need.on and self.by_name[c].device != owner:
+                        continue
+                    pick = c
+                    break
+            if pick is None:
+                return None
+            chosen[need.key] = pick
+            used.add(pick)
+        for name in used:
+            row = self.by_name.pop(name)
+            if row.kind == "device":
+                self.devices_by_role[row.role].remove(name)
+            else:
+                self.slots_by_group[row.role].remove(name)
+        return chosen
+
+
+def _slot_order(name: str):
+    head, _, tail = name.rpartition("/")
+    return (head, int(tail)) if tail.isdigit() else (name, 0)
+
+
+SLOTS_PER_SET = 8  # free slots read per (group, device): enough for one dispatch
+
+
+def free_rows(session: Session, store) -> list[Free]:
+    """Free devices (row-locked on PostgreSQL) and a few free slots of every slot set.
+
+    Slots are not locked here (a window query cannot be): :func:`book` re-checks each one with
+    a conditional update, so a slot another worker booked meanwhile is simply not granted."""
+    dev = select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device).where(
+        ResourceRow.kind == "device", ResourceRow.holder.is_(None), ResourceRow.state == "ok"
+    )
+    out = [Free(*r) for r in session.execute(store.locked(dev))]
+    rn = (
+        func.row_number()
+        .over(partition_by=(ResourceRow.role, ResourceRow.device), order_by=ResourceRow.name)
+        .label("rn")
+    )
+    inner = (
+        select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device, rn)
+        .where(
+            ResourceRow.kind == "slot",
+            ResourceRow.holder.is_(None),
+            ResourceRow.occupant.is_(None),
+            ResourceRow.state == "ok",
+        )
+        .subquery()
+    )
+    slots = select(inner.c.name, inner.c.kind, inner.c.role, inner.c.device).where(inner.c.rn <= SLOTS_PER_SET)
+    out += [Free(*r) for r in session.execute(slots)]
+    return out
+
+
+def book(session: Session, holder: str, names: list[str], now_s: float) -> bool:
+    """Book ``names`` for ``holder``; False (and nothing booked) if any is taken meanwhile."""
+    done = []
+    for name in sorted(names):
+        res = session.execute(
+            update(ResourceRow)
+            .where(ResourceRow.name == name, ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
+            .values(holder=holder, held_since_s=now_s, grants=ResourceRow.grants + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:
+            if done:
+                session.execute(
+                    update(ResourceRow)
+                    .where(ResourceRow.name.in_(done), ResourceRow.holder == holder)
+                    .values(holder=None, held_since_s=None, grants=ResourceRow.grants - 1)
+                    .execution_options(synchronize_session=False)
+                )
+            return False
+        done.append(name)
+    return True
+
+
+def release(session: Session, holder: str, names: list[str] | None, now_s: float) -> None:
+    """Free what ``holder`` booked (all of it when ``names`` is None), adding to busy time."""
+    stmt = select(ResourceRow).where(ResourceRow.holder == holder)
+    if names is not None:
+        stmt = stmt.where(ResourceRow.name.in_(names))
+    for row in session.scalars(stmt):
+        row.busy_s = (row.busy_s or 0.0) + max(0.0, now_s - (row.held_since_s or now_s))
+        row.holder = None
+        row.held_since_s = None
+
+
+def set_device_state(session: Session, name: str, state: str, detail: dict | None = None) -> None:
+    row = session.get(ResourceRow, name)
+    if row is not None:
+        row.state = state
+        row.detail = detail or {}
+
+
+class ResourceView(BaseModel):
+    name: str
+    kind: str
+    role: str
+    device: str | None
+    holder: str | None
+    occupant: str | None
+    state: str
+    detail: dict
+    busy_s: float
+    grants: int
+
+
+def list_resources(session: Session, kind: str | None = None) -> list[ResourceView]:
+    stmt = select(ResourceRow)
+    if kind:
+        stmt = stmt.where(ResourceRow.kind == kind)
+    rows = sorted(session.scalars(stmt), key=lambda r: _slot_order(r.name))
+    return [
+        ResourceView(
+            name=r.name,
+            kind=r.kind,
+            role=r.role,
+            device=r.device,
+            holder=r.holder,
+            occupant=r.occupant,
+            state=r.state,
+            detail=r.detail or {},
+            busy_s=r.busy_s or 0.0,
+            grants=r.grants or 0,
+        )
+        for r in rows
+    ]

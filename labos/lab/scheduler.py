@@ -1,0 +1,306 @@
+"""The dispatcher: decides, in one transaction, which work starts now.
+
+It is event-driven (woken when a task ends, an experiment arrives, an operator answers, or a
+timer it set expires), never a polling loop over devices. Each call:
+
+1. escalates interventions nobody answered in time;
+2. re-launches furnace runs and tasks that lost their worker or were answered by the operator;
+3. groups crucibles that share a heating profile into furnace runs (a run books its furnace and
+   holds up to the furnace's slots), joining runs that are still loading;
+4. starts a loading run's programme when it is full, or when waiting for the next crucible of
+   the same profile (whose arrival it estimates from the remaining task durations) would idle
+   the furnace longer than the batching limit;
+5. starts ready tasks in priority order (higher tier, then longer remaining path), booking all
+   their resources at once or none.
+
+On PostgreSQL every row it may change is read ``FOR UPDATE SKIP LOCKED``: concurrent workers
+split the work instead of waiting on (or double-booking) each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from labos.domain import HeatStep, new_id
+from labos.lab.config import STORAGE, LabConfig
+from labos.lab.context import TaskInfo
+from labos.lab.events import emit
+from labos.lab.interventions import EmptyRack, escalate_due, next_escalation_s, raise_intervention
+from labos.lab.records import FurnaceRunRow, ResourceRow, TaskRow
+from labos.lab.resources import FreePool, Need, book, free_rows
+from labos.lab.store import Store
+from labos.lab.tasks import task_type
+from labos.lab.transitions import start_experiment
+from labos.lab.workflow import compatible_furnaces
+
+
+@dataclass
+class Decisions:
+    tasks: list[TaskInfo] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    wake_at: float | None = None
+    desired: str = "running"
+    escalated: list[str] = field(default_factory=list)
+
+    def wake(self, t: float | None) -> None:
+        if t is not None and (self.wake_at is None or t < self.wake_at):
+            self.wake_at = t
+
+
+def task_info(t: TaskRow) -> TaskInfo:
+    return TaskInfo(
+        id=t.id,
+        experiment_id=t.experiment_id,
+        node=t.node,
+        kind=t.kind,
+        params=t.params or {},
+        sample_id=t.sample_id,
+        holds=dict(t.holds or {}),
+        run_id=t.run_id,
+        attempts=t.attempts,
+    )
+
+
+class Dispatcher:
+    def __init__(self, store: Store, cfg: LabConfig, worker_id: str, *, scan_limit: int = 300):
+        self.store = store
+        self.cfg = cfg
+        self.worker = worker_id
+        self.scan_limit = scan_limit
+        self._furnace_of: dict[str, str] = {}  # run id -> furnace (runs never change furnace)
+
+    def dispatch(self, s: Session, now: float) -> Decisions:
+        out = Decisions()
+        self.store.save_clock(s, now)
+        faults = self.cfg.faults
+        out.escalated = [r.id for r in escalate_due(s, now, every_s=faults.escalate_after_min * 60,
+                                                      max_level=faults.escalate_max_level)]
+        out.wake(next_escalation_s(s))
+        out.desired = self.store.desired(s)
+        if out.desired != "running":
+            return out
+        lock = self.store.locked
+        for run in s.scalars(lock(select(FurnaceRunRow).where(FurnaceRunRow.status == "heating",
+                                                               FurnaceRunRow.worker.is_(None)))):
+            run.worker = self.worker
+            out.runs.append(run.id)
+        for t in s.scalars(lock(select(TaskRow).where(TaskRow.status == "resume", TaskRow.worker.is_(None)))):
+            t.status = "running"
+            t.worker = self.worker
+            emit(s, "task.recovered", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind)
+            out.tasks.append(task_info(t))
+
+        ready = list(s.scalars(lock(
+            select(TaskRow).where(TaskRow.status == "ready", TaskRow.kind.not_in(("load", "heat")))
+            .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id).limit(self.scan_limit)
+        )))
+        loads = list(s.scalars(lock(
+            select(TaskRow).where(TaskRow.status == "ready", TaskRow.kind == "load")
+            .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id)
+        )))
+        pool = FreePool(free_rows(s, self.store))
+        if self.cfg.furnaces():
+            self._batch(s, [t for t in loads if t.run_id is None], pool, now)
+        startable = sorted(
+            [t for t in ready + loads if t.not_before_s is None or t.not_before_s <= now],
+            key=lambda t: (-t.priority, t.ready_s or 0.0, t.id),
+        )
+        for t in ready + loads:
+            if t.not_before_s is not None and t.not_before_s > now:
+                out.wake(t.not_before_s)
+        failed: set[tuple] = set()
+        for t in startable:
+            tt = task_type(t.kind)
+            if tt.batched:
+                continue
+            furnace = None
+            if t.kind in ("load", "unload"):
+                if t.run_id is None:
+                    continue
+                furnace = self._run_furnace(s, t.run_id)
+            needs = tt().needs(t.params or {}, self.cfg, furnace)
+            sig = tuple(needs)
+            if sig in failed:
+                continue
+            chosen = pool.take(needs) if needs else {}
+            if chosen is None:
+                failed.add(sig)
+                self._maybe_rack_full(s, needs, pool, now)
+                continue
+            if chosen and not book(s, t.id, list(chosen.values()), now):
+                continue
+            t.status = "running"
+            t.worker = self.worker
+            t.holds = chosen
+            t.started_s = now
+            t.attempts = (t.attempts or 0) + 1
+            start_experiment(s, t.experiment_id, now)
+            emit(s, "task.started", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind, holds=chosen)
+            out.tasks.append(task_info(t))
+        self._start_runs(s, now, out)
+        return out
+
+    # ---- furnace batching
+
+    def _run_furnace(self, s: Session, run_id: str) -> str:
+        if run_id not in self._furnace_of:
+            self._furnace_of[run_id] = s.get(FurnaceRunRow, run_id).furnace
+        return self._furnace_of[run_id]
+
+    def _batch(self, s: Session, loads: list[TaskRow], pool: FreePool, now: float) -> None:
+        if not loads:
+            return
+        groups: dict[str, list[TaskRow]] = {}
+        for t in loads:
+            groups.setdefault(t.batch_key or t.id, []).append(t)
+        open_runs = list(s.scalars(self.store.locked(
+            select(FurnaceRunRow).where(FurnaceRunRow.status == "loading").order_by(FurnaceRunRow.created_s)
+        )))
+        for key, members in list(groups.items()):
+            for run in open_runs:
+                if not members:
+                    break
+                if run.profile_key != key or run.data.get("closed"):
+                    continue
+                room = run.capacity - len(run.members)
+                if room > 0:
+                    self._join(s, run, members[:room], now)
+                    del members[:room]
+        if not self.cfg.batching.enabled:
+            pass
+        order = sorted(
+            (k for k in groups if groups[k]),
+            key=lambda k: (-max(t.priority for t in groups[k]), -len(groups[k]), min(t.ready_s or 0 for t in groups[k])),
+        )
+        for key in order:
+            members = groups[key]
+            while members:
+                heat = HeatStep.model_validate(self._heat_row(s, members[0]).params["heat"])
+                free = set(pool.devices_by_role.get("furnace", ()))
+                cands = [f for f in compatible_furnaces(heat, self.cfg) if f in free]
+                if not cands:
+                    break
+                # the smallest furnace that takes the whole group, else the largest
+                cands.sort(key=lambda f: self.cfg.device(f).lab.slots)
+                fit = [f for f in cands if self.cfg.device(f).lab.slots >= len(members)]
+                furnace = fit[0] if fit else cands[-1]
+                if pool.take([Need(name=furnace)]) is None:
+                    break
+                cap = self.cfg.device(furnace).lab.slots if self.cfg.batching.enabled else 1
+                run = FurnaceRunRow(
+                    id=new_id("run"),
+                    furnace=furnace,
+                    profile_key=key,
+                    profile=heat.model_dump(mode="json"),
+                    status="loading",
+                    members=[],
+                    capacity=cap,
+                    duration_min=heat.duration_min(),
+                    created_s=now,
+                    data={"loads": {}},
+                )
+                s.add(run)
+                s.flush()
+                if not book(s, f"run:{run.id}", [furnace], now):
+                    s.delete(run)
+                    break
+                self._furnace_of[run.id] = furnace
+                emit(s, "furnace_run.planned", run.id, lab_t=now, furnace=furnace, profile=key,
+                     max_c=heat.max_temperature_c, duration_min=round(run.duration_min, 1))
+                self._join(s, run, members[:cap], now)
+                del members[:cap]
+
+    def _heat_row(self, s: Session, load: TaskRow) -> TaskRow:
+        return s.get(TaskRow, f"{load.experiment_id}:{load.params['heat_node']}")
+
+    def _join(self, s: Session, run: FurnaceRunRow, loads: list[TaskRow], now: float) -> None:
+        members = list(run.members)
+        mapping = dict(run.data.get("loads", {}))
+        for load in loads:
+            heat = self._heat_row(s, load)
+            load.run_id = run.id
+            heat.run_id = run.id
+            for sid in heat.successors or []:
+                succ = s.get(TaskRow, sid)
+                if succ is not None and succ.kind == "unload":
+                    succ.run_id = run.id
+            members.append(heat.id)
+            mapping[heat.id] = load.id
+            emit(s, "furnace_run.joined", run.id, lab_t=now, task=load.id, experiment=load.experiment_id)
+        run.members = members
+        run.data = {**run.data, "loads": mapping}
+
+    def _start_runs(self, s: Session, now: float, out: Decisions) -> None:
+        runs = list(s.scalars(self.store.locked(select(FurnaceRunRow).where(FurnaceRunRow.status == "loading"))))
+        for run in runs:
+            if not run.members:
+                continue
+            loads = [s.get(TaskRow, lid) for lid in run.data.get("loads", {}).values()]
+            loads = [t for t in loads if t is not None and t.status not in ("cancelled", "failed")]
+            if not loads or any(t.status != "done" for t in loads):
+                continue
+            if len(loads) < run.capacity and self.cfg.batching.enabled:
+                limit = min(self.cfg.batching.max_wait_min, self.cfg.batching.wait_fraction * run.duration_min) * 60
+                since = max(t.finished_s or now for t in loads)
+                deadline = since + limit
+                if now < deadline:
+                    eta = self._next_arrival(s, run.profile_key, now)
+                    if eta is not None and eta <= deadline:
+                        out.wake(min(max(eta, now + 1.0), deadline))
+                        continue
+            run.status = "heating"
+            run.worker = self.worker
+            run.data = {**run.data, "closed": True}
+            out.runs.append(run.id)
+
+    def _next_arrival(self, s: Session, key: str, now: float) -> float | None:
+        """Earliest estimated time a not-yet-ready crucible of this profile is ready to load."""
+        waiting = s.execute(
+            select(TaskRow.experiment_id, TaskRow.rank_min).where(
+                TaskRow.kind == "load", TaskRow.batch_key == key, TaskRow.run_id.is_(None),
+                TaskRow.status.in_(("blocked", "ready")),
+            )
+        ).all()
+        if not waiting:
+            return None
+        exps = {e: r for e, r in waiting}
+        fronts = s.execute(
+            select(TaskRow.experiment_id, func.max(TaskRow.rank_min))
+            .where(TaskRow.experiment_id.in_(list(exps)), TaskRow.status.in_(("ready", "running", "resume")))
+            .group_by(TaskRow.experiment_id)
+        ).all()
+        best = None
+        for e, front in fronts:
+            eta = now + max(0.0, (front or 0.0) - exps[e]) * 60.0
+            best = eta if best is None else min(best, eta)
+        return best
+
+    # ---- racks that only the operator can empty
+
+    def _maybe_rack_full(self, s: Session, needs: list[Need], pool: FreePool, now: float) -> None:
+        for n in needs:
+            if n.group != STORAGE or pool.free_slots(STORAGE):
+                continue
+            total = s.scalar(select(func.count()).select_from(ResourceRow).where(ResourceRow.role == STORAGE,
+                                                                                ResourceRow.kind == "slot"))
+            full = s.scalar(select(func.count()).select_from(ResourceRow).where(
+                ResourceRow.role == STORAGE, ResourceRow.kind == "slot", ResourceRow.occupant.is_not(None)))
+            if total and full == total:
+                raise_intervention(s, EmptyRack(group=STORAGE), lab_t=now,
+                                   escalate_after_s=self.cfg.faults.escalate_after_min * 60)
+
+
+def release_worker(s: Session, worker: str) -> int:
+    """Hand the work of a dead worker back: its tasks resume elsewhere (keeping their bookings)."""
+    n = s.execute(
+        update(TaskRow).where(TaskRow.worker == worker, TaskRow.status == "running", TaskRow.kind != "heat")
+        .values(status="resume", worker=None)
+    ).rowcount
+    n += s.execute(
+        update(FurnaceRunRow).where(FurnaceRunRow.worker == worker, FurnaceRunRow.status == "heating")
+        .values(worker=None)
+    ).rowcount
+    return n

@@ -1,0 +1,567 @@
+"""Phase identification and quantification of a powder pattern.
+
+1. Preparation: crop, bin to ~0.02° steps (sums counts, so Poisson statistics hold), SNIP
+   background and peak list for the proposal step.
+2. Proposal: every candidate's sticks are matched to the observed peaks over a grid of lattice
+   strains and zero shifts (peak matching), then rendered as a full profile at a few crystallite
+   sizes. A projection onto the current residual gives, for all candidates at once, how much each
+   would lower χ² if added (linear screening).
+3. Greedy search with whole-pattern refinement: the best few screened candidates are each
+   co-refined with the phases already accepted (variable-projection least squares: scales and
+   background linear, lattice, size, zero shift and displacement nonlinear); the best is kept only
+   if its χ² drop, in units of the reduced χ², is significant. Then every accepted phase is tested
+   for removal, and a final refinement adds microstrain and, where the fit is poor, March–Dollase
+   preferred orientation.
+4. Quantification by Hill–Howard with uncertainties from the full Jacobian; residual peaks not
+   explained by any phase lower the confidence and mark the result "unexplained".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labos.domain import Outcome, PhaseResult, XRDPattern, parse_formula
+from labos.errors import LabosError
+from labos.models.xrd.crystal import CrystalPhase
+from labos.models.xrd.peaks import ObservedPeaks, find_peaks, initial_state, match_phase
+from labos.models.xrd.physics import InstrumentProfile, PhaseCalc, PhaseState, phase_pattern
+from labos.models.xrd.refine import FitPhase, FitResult, WholePatternFit, background_basis
+
+# A systematic error floor for real-data quantification (microabsorption, texture, structure models):
+# added in quadrature to the statistical σ when judging a >50 wt% decision.
+SYSTEMATIC_WT_SIGMA = 0.03
+
+
+class XRDAnalysisError(LabosError, ValueError):
+    """A pattern or candidate list that cannot be analysed at all."""
+
+
+@dataclass
+class AnalysisOptions:
+    max_phases: int = 5
+    add_significance: float = 60.0  # Δχ² / χ²_red needed to add a phase
+    keep_significance: float = 40.0  # ... needed to keep it in the final model
+    min_weight_fraction: float = 0.004
+    bin_step: float = 0.02  # deg; patterns with finer steps are binned (counts summed)
+    two_theta_min: float = 8.0
+    two_theta_max: float = 140.0
+    bg_order: int = 10
+    lattice_bound: float = 0.015
+    sizes_nm: tuple[float, ...] = (400.0, 60.0, 15.0)
+    top_k: int = 3
+    search_nfev: int = 12
+    final_nfev: int = 40
+    try_texture: bool = True
+    texture_gof: float = 1.6  # try preferred orientation only when GoF exceeds this
+    instrument: InstrumentProfile | None = None
+
+
+@dataclass
+class PhaseDetail:
+    name: str
+    formula: str
+    spacegroup: str
+    weight_fraction: float
+    uncertainty: float
+    scale: float
+    significance: float
+    lattice: tuple[float, ...]
+    size_nm: float
+    microstrain: float
+    po_ratio: float
+    po_axis: tuple[int, int, int]
+    ticks: list[float] = field(default_factory=list)
+
+
+@dataclass
+class AnalysisResult:
+    """Phases and weight fractions of one pattern, with fit statistics and a confidence."""
+
+    phases: list[PhaseResult]
+    details: list[PhaseDetail]
+    rwp: float | None
+    rexp: float | None
+    gof: float | None
+    confidence: float
+    explained: bool
+    unexplained_fraction: float
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    zero_shift: float = 0.0
+    displacement_mm: float = 0.0
+    n_candidates: int = 0
+    source: str | None = None
+    # curves for plots (on the analysed, possibly binned, grid)
+    x: np.ndarray | None = field(default=None, repr=False)
+    observed: np.ndarray | None = field(default=None, repr=False)
+    calculated: np.ndarray | None = field(default=None, repr=False)
+    background: np.ndarray | None = field(default=None, repr=False)
+    phase_curves: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def target_fraction(self, formula: str) -> float:
+        """Weight fraction of all phases with this formula (any polymorph)."""
+        want = parse_formula(formula)
+        return float(sum(p.weight_fraction for p in self.phases if parse_formula(p.formula) == want))
+
+    def target_uncertainty(self, formula: str) -> float:
+        want = parse_formula(formula)
+        return float(math.sqrt(sum(p.uncertainty**2 for p in self.phases if parse_formula(p.formula) == want)))
+
+    def decision_confidence(self, formula: str, threshold: float = 0.5) -> float:
+        """Probability that the call 'target above/below threshold' is right, times the fit confidence."""
+        w = self.target_fraction(formula)
+        sigma = math.hypot(self.target_uncertainty(formula), SYSTEMATIC_WT_SIGMA)
+        z = abs(w - threshold) / sigma
+        p = 0.5 * (1 + math.erf(z / math.sqrt(2)))
+        return float(np.clip(p * self.confidence, 0.0, 1.0))
+
+    def to_outcome(self, experiment_id: str, target_formula: str | None, threshold: float = 0.5) -> Outcome:
+        frac = self.target_fraction(target_formula) if target_formula else 0.0
+        conf = self.decision_confidence(target_formula, threshold) if target_formula else self.confidence
+        return Outcome(
+            experiment_id=experiment_id,
+            phases=list(self.phases),
+            target_formula=target_formula,
+            target_fraction=min(max(frac, 0.0), 1.0),
+            success=bool(target_formula) and frac > threshold,
+            confidence=conf,
+            rwp=self.rwp,
+            source="xrd",
+        )
+
+    def to_dict(self, *, target: str | None = None, threshold: float = 0.5) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.source,
+            "phases": [
+                {
+                    "name": d.name,
+                    "formula": d.formula,
+                    "spacegroup": d.spacegroup,
+                    "weight_fraction": round(d.weight_fraction, 5),
+                    "uncertainty": round(d.uncertainty, 5),
+                }
+                for d in self.details
+            ],
+            "rwp": None if self.rwp is None else round(self.rwp, 5),
+            "gof": None if self.gof is None else round(self.gof, 3),
+            "confidence": round(self.confidence, 3),
+            "explained": self.explained,
+            "unexplained_fraction": round(self.unexplained_fraction, 4),
+            "target_fraction": None,
+            "success": None,
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+        }
+        if target:
+            frac = self.target_fraction(target)
+            out["target"] = parse_formula(target)
+            out["target_fraction"] = round(frac, 5)
+            out["success"] = frac > threshold
+            out["decision_confidence"] = round(self.decision_confidence(target, threshold), 3)
+        return out
+
+    def plot(self, path: str | Path, *, title: str | None = None) -> Path:
+        from labos.models.xrd.plot import plot_result
+
+        return plot_result(self, path, title=title)
+
+
+# ------------------------------------------------------------------------------------------ API
+def analyze(
+    pattern: XRDPattern,
+    candidates: Any,
+    *,
+    elements: Iterable[str] | str | None = None,
+    options: AnalysisOptions | None = None,
+) -> AnalysisResult:
+    """Identify and quantify the phases of ``pattern`` among ``candidates``.
+
+    ``candidates``: a PhaseLibrary, CrystalPhases, pymatgen Structures, or a name → Structure map.
+    ``elements`` restricts them to phases made only of those elements.
+    """
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    phases = _as_phases(candidates, elements)
+    if not isinstance(pattern, XRDPattern):
+        raise XRDAnalysisError(f"expected an XRDPattern, got {type(pattern).__name__}")
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = _Analysis(pattern, phases, options or AnalysisOptions()).run()
+    result.seconds = time.perf_counter() - t0
+    result.source = pattern.metadata.get("file")
+    return result
+
+
+def _as_phases(candidates: Any, elements) -> list[CrystalPhase]:
+    from labos.models.xrd.library import PhaseLibrary, _element_set
+
+    if candidates is None:
+        raise XRDAnalysisError("no candidate phases given")
+    if isinstance(candidates, PhaseLibrary):
+        phases = list(candidates)
+    elif isinstance(candidates, Mapping):
+        phases = list(PhaseLibrary.from_structures(candidates))
+    else:
+        phases = []
+        for c in candidates:
+            phases.append(c if isinstance(c, CrystalPhase) else CrystalPhase.from_structure(c))
+    allowed = _element_set(elements)
+    if allowed is not None:
+        phases = [p for p in phases if p.elements <= allowed]
+    if not phases:
+        where = f" made only of {','.join(sorted(allowed))}" if allowed is not None else ""
+        raise XRDAnalysisError(f"no candidate phases{where}: add reference structures (CIFs) for this chemistry")
+    return phases
+
+
+def _bin(x: np.ndarray, y: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    dx = float(np.median(np.diff(x)))
+    k = int(round(step / dx)) if dx > 0 else 1
+    if k <= 1:
+        return x, y
+    n = x.size // k * k
+    return x[:n].reshape(-1, k).mean(1), y[:n].reshape(-1, k).sum(1)
+
+
+class _Analysis:
+    def __init__(self, pattern: XRDPattern, phases: list[CrystalPhase], opts: AnalysisOptions):
+        self.opts = opts
+        self.phases = phases
+        x, y = pattern.x, pattern.y
+        keep = (x >= opts.two_theta_min) & (x <= opts.two_theta_max)
+        if keep.sum() < 50:
+            raise XRDAnalysisError(
+                f"pattern covers {x[0]:.1f}–{x[-1]:.1f}° 2θ: fewer than 50 points within "
+                f"{opts.two_theta_min}–{opts.two_theta_max}°"
+            )
+        x, y = x[keep], y[keep]
+        if np.mean(y < 0) > 0.05:
+            raise XRDAnalysisError("pattern has many negative counts: give raw counts, not background-subtracted data")
+        y = np.maximum(y, 0.0)
+        self.x, self.y = _bin(x, y, opts.bin_step)
+        base = opts.instrument or InstrumentProfile()
+        self.inst = replace(
+            base,
+            wavelengths=tuple(pattern.wavelengths),
+            weights=tuple(pattern.wavelength_weights),
+            radius_mm=float(pattern.metadata.get("goniometer_radius_mm", base.radius_mm)),
+        )
+        self.bg_basis = background_basis(self.x, opts.bg_order)
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _fit(
+        self, fps: list[FitPhase], inst: InstrumentProfile, nfev: int, sigma: bool = False, shifts: bool = True
+    ) -> FitResult:
+        fit = WholePatternFit(
+            self.x, self.y, inst, fps, bg_basis=self.bg_basis, refine_zero=shifts, refine_displacement=shifts
+        )
+        return fit.run(max_nfev=nfev, with_sigma=sigma)
+
+    def _linear(self, fps: list[FitPhase], inst: InstrumentProfile) -> FitResult:
+        """Scales and background only, the nonlinear parameters held."""
+        fit = WholePatternFit(
+            self.x, self.y, inst, [replace(fp, refine_lattice=False, refine_size=False, refine_strain=False,
+                                           refine_po=False) for fp in fps],
+            bg_basis=self.bg_basis, refine_zero=False, refine_displacement=False,
+        )
+        return fit.run(with_sigma=False)
+
+    def _empty_fit(self) -> FitResult:
+        return WholePatternFit(
+            self.x, self.y, self.inst, [], bg_basis=self.bg_basis, refine_zero=False, refine_displacement=False
+        ).run()
+
+    @staticmethod
+    def _red(fit: FitResult, n: int) -> float:
+        return max(fit.chi2 / max(n - fit.n_params, 1), 1.0)
+
+    # ------------------------------------------------------------------ main
+    def run(self) -> AnalysisResult:
+        opts = self.opts
+        x, y = self.x, self.y
+        obs = find_peaks(x, y)
+        if obs.position.size == 0:
+            return self._no_peaks()
+        rng = (float(x[0]), float(x[-1]))
+        calcs = {id(p): PhaseCalc.for_range(p, rng[1], self.inst.wavelengths) for p in self.phases}
+        matches = {id(p): match_phase(calcs[id(p)], self.inst, obs, rng, strain_bound=opts.lattice_bound) for p in self.phases}
+        # candidate columns at a few sizes (proposal profiles)
+        cand_cols: dict[int, list[tuple[np.ndarray, PhaseState, float]]] = {}
+        for p in self.phases:
+            m = matches[id(p)]
+            if m.score < 0.15:
+                continue
+            inst = replace(self.inst, zero_shift=m.zero)
+            cols = []
+            for size in opts.sizes_nm:
+                st = initial_state(calcs[id(p)], m, size)
+                col = phase_pattern(x, calcs[id(p)], st, inst)
+                if col.max() > 0:
+                    cols.append((col, st, m.zero))
+            if cols:
+                cand_cols[id(p)] = cols
+        if not cand_cols:
+            return self._unexplained(obs, "no candidate phase matches the observed peaks")
+
+        current: list[FitPhase] = []
+        fit = self._empty_fit()
+        signif: dict[int, float] = {}
+        n = x.size
+        for _ in range(opts.max_phases):
+            ranked = self._screen(fit, current, cand_cols)
+            if not ranked:
+                break
+            trials = []
+            # trial fits move only the new phase (and the zero shift / displacement): cheap and
+            # enough to rank; the winner is then refined with everything free.
+            frozen = [replace(fp, refine_lattice=False, refine_size=False) for fp in current]
+            for pid, st, zero in ranked[: opts.top_k]:
+                phase = next(p for p in self.phases if id(p) == pid)
+                new = FitPhase(phase, calcs[pid], st, lattice_bound=opts.lattice_bound)
+                inst = fit.inst if current else replace(self.inst, zero_shift=zero)
+                trials.append((self._fit(frozen + [new], inst, opts.search_nfev, shifts=not current), pid))
+            best, pid = min(trials, key=lambda t: t[0].chi2)
+            if current:
+                thawed = [replace(fp, refine_lattice=True, refine_size=True) for fp in best.phases]
+                best = self._fit(thawed, best.inst, opts.search_nfev)
+            sig = (fit.chi2 - best.chi2) / self._red(best, n)
+            wf = best.weight_fractions[-1] if best.weight_fractions.size else 0.0
+            if sig < opts.add_significance or wf < opts.min_weight_fraction:
+                break
+            current = best.phases
+            fit = best
+            signif[pid] = sig
+        if not current:
+            return self._unexplained(obs, "no candidate phase improves the fit significantly")
+
+        # removal test (phases made redundant by later ones) and negligible phases
+        current, fit = self._prune(current, fit, signif)
+        # final refinement: microstrain on, more iterations
+        final_fps = [replace(fp, refine_strain=True) for fp in current]
+        fit = self._fit(final_fps, fit.inst, opts.final_nfev)
+        if opts.try_texture and fit.gof > opts.texture_gof:
+            fit = self._texture(fit)
+        fit = self._fit(fit.phases, fit.inst, 3, sigma=True)
+        return self._result(fit, obs, signif)
+
+    def _screen(self, fit: FitResult, current: list[FitPhase], cand_cols) -> list[tuple[int, PhaseState, float]]:
+        """χ² drop of adding each candidate (best of its sizes), by projection on the residual."""
+        sw = np.sqrt(1.0 / np.maximum(self.y, 1.0))
+        cols = [fit.columns[:, i] for i in range(fit.columns.shape[1]) if fit.scales[i] > 0]
+        a = np.column_stack(cols + [self.bg_basis]) * sw[:, None] if cols else self.bg_basis * sw[:, None]
+        q, _ = np.linalg.qr(a)
+        r = (self.y - fit.calc) * sw
+        in_fit = {id(fp.phase) for fp in current}
+        ranked = []
+        for pid, options in cand_cols.items():
+            if pid in in_fit:
+                continue
+            best = (0.0, None, 0.0)
+            for col, st, zero in options:
+                u = col * sw
+                u_perp = u - q @ (q.T @ u)
+                num = float(r @ u_perp)
+                den = float(u_perp @ u_perp)
+                if num <= 0 or den <= 0:
+                    continue
+                gain = num * num / den
+                if gain > best[0]:
+                    best = (gain, st, zero)
+            if best[1] is not None:
+                ranked.append((best[0], pid, best[1], best[2]))
+        ranked.sort(key=lambda t: -t[0])
+        return [(pid, st, zero) for _, pid, st, zero in ranked]
+
+    def _prune(self, current: list[FitPhase], fit: FitResult, signif: dict[int, float]):
+        """Drop phases the fit does not need. Each is tested by re-solving scales and background
+        without it (nonlinear parameters held): an upper bound of its χ² contribution, so a phase
+        that fails this test would fail a full refit too."""
+        opts = self.opts
+        n = self.x.size
+        while len(current) > 1:
+            red = self._red(fit, n)
+            tests = []
+            for i in range(len(current)):
+                f2 = self._linear(current[:i] + current[i + 1 :], fit.inst)
+                tests.append(((f2.chi2 - fit.chi2) / red, i))
+            for sig, i in tests:
+                signif[id(current[i].phase)] = sig
+            sig, i = min(tests, key=lambda t: t[0])
+            if sig >= opts.keep_significance and fit.weight_fractions[i] >= opts.min_weight_fraction:
+                break
+            self.notes.append(f"removed {current[i].phase.name}: the fit does not need it (Δχ²/χ²ᵣ = {sig:.0f})")
+            signif.pop(id(current[i].phase), None)
+            current = current[:i] + current[i + 1 :]
+            fit = self._fit(current, fit.inst, opts.search_nfev)
+        return current, fit
+
+    def _texture(self, fit: FitResult) -> FitResult:
+        """Try March–Dollase along the principal axes for the major phases; keep what clearly helps."""
+        n = self.x.size
+        for i, fp in enumerate(fit.phases):
+            if fit.weight_fractions[i] < 0.05:
+                continue
+            axes = [(0, 0, 1), (1, 0, 0)] if fp.phase.system != "cubic" else [(1, 1, 1), (1, 0, 0)]
+            if fp.phase.system in ("orthorhombic", "monoclinic", "triclinic"):
+                axes.append((0, 1, 0))
+            best = fit
+            for axis in axes:
+                trial_fps = list(fit.phases)
+                trial_fps[i] = replace(fp, refine_po=True, state=replace(fp.state, po_axis=axis, po_ratio=0.85))
+                trial = self._fit(trial_fps, fit.inst, self.opts.search_nfev)
+                if trial.chi2 < best.chi2:
+                    best = trial
+            if (fit.chi2 - best.chi2) / self._red(best, n) > self.opts.add_significance:
+                st = best.phases[i].state
+                self.notes.append(f"preferred orientation of {fp.phase.name} along {st.po_axis}: r = {st.po_ratio:.2f}")
+                fit = best
+        return fit
+
+    # ------------------------------------------------------------------ results
+    def _unexplained_fraction(self, fit: FitResult, obs: ObservedPeaks) -> float:
+        from scipy.signal import find_peaks as _find, savgol_filter
+
+        resid = self.y - fit.calc
+        step = float(np.median(np.diff(self.x)))
+        win = max(5, int(round(0.05 / step)) | 1)
+        sm = savgol_filter(resid, win, 2) if resid.size > win + 2 else resid
+        noise = np.sqrt(np.maximum(self.y, 1.0))
+        idx, props = _find(sm, height=5 * noise, prominence=5 * noise, width=1)
+        net_total = float(np.sum(np.maximum(fit.calc - fit.background, 0.0)))
+        if idx.size == 0 or net_total <= 0:
+            return 0.0
+        left = np.floor(props["left_ips"]).astype(int)
+        right = np.ceil(props["right_ips"]).astype(int)
+        unexplained = 0.0
+        for lo, hi in zip(left, right, strict=True):
+            w = hi - lo + 1
+            seg = slice(max(lo - w, 0), min(hi + w + 1, resid.size))
+            unexplained += float(np.sum(np.maximum(sm[seg], 0.0)))
+        return min(unexplained / (net_total + unexplained), 1.0)
+
+    def _result(self, fit: FitResult, obs: ObservedPeaks, signif: dict[int, float]) -> AnalysisResult:
+        unexpl = self._unexplained_fraction(fit, obs)
+        details: list[PhaseDetail] = []
+        phases: list[PhaseResult] = []
+        for i, fp in enumerate(fit.phases):
+            wf = float(fit.weight_fractions[i])
+            if wf <= 0:
+                continue
+            sig = float(signif.get(id(fp.phase), 0.0))
+            lat = fp.phase.lattice_model.lattice(np.asarray(fp.state.lattice)) if fp.state.lattice else ()
+            ticks = _ticks(fp, fit.inst, (float(self.x[0]), float(self.x[-1])))
+            details.append(
+                PhaseDetail(
+                    name=fp.phase.name,
+                    formula=fp.phase.formula,
+                    spacegroup=fp.phase.spacegroup,
+                    weight_fraction=wf,
+                    uncertainty=float(fit.weight_sigma[i]),
+                    scale=float(fit.scales[i]),
+                    significance=sig,
+                    lattice=tuple(round(v, 5) for v in lat),
+                    size_nm=float(fp.state.size_nm),
+                    microstrain=float(fp.state.microstrain),
+                    po_ratio=float(fp.state.po_ratio),
+                    po_axis=fp.state.po_axis,
+                    ticks=ticks,
+                )
+            )
+            phases.append(
+                PhaseResult(
+                    phase_id=fp.phase.name,
+                    formula=fp.phase.formula,
+                    spacegroup=fp.phase.spacegroup,
+                    weight_fraction=min(wf, 1.0),
+                    uncertainty=float(fit.weight_sigma[i]),
+                )
+            )
+        explained = unexpl < 0.10
+        conf = float(np.clip(1.0 - 3.0 * max(unexpl - 0.02, 0.0), 0.05, 1.0))
+        if details:
+            weakest = min(d.significance for d in details)
+            conf *= float(1.0 - math.exp(-max(weakest, 0.0) / self.opts.add_significance))
+        if not explained:
+            self.notes.append(
+                f"{unexpl:.0%} of the diffracted intensity is not explained by the candidate phases"
+            )
+        curves = {fp.phase.name: fit.columns[:, i] * fit.scales[i] for i, fp in enumerate(fit.phases)}
+        return AnalysisResult(
+            phases=phases,
+            details=details,
+            rwp=fit.rwp,
+            rexp=fit.rexp,
+            gof=fit.gof,
+            confidence=float(np.clip(conf, 0.0, 1.0)),
+            explained=explained,
+            unexplained_fraction=unexpl,
+            seconds=0.0,
+            notes=self.notes,
+            zero_shift=float(fit.inst.zero_shift),
+            displacement_mm=float(fit.inst.displacement_mm),
+            n_candidates=len(self.phases),
+            x=self.x,
+            observed=self.y,
+            calculated=fit.calc,
+            background=fit.background,
+            phase_curves=curves,
+        )
+
+    def _no_peaks(self) -> AnalysisResult:
+        fit = self._empty_fit()
+        self.notes.append("no diffraction peaks above the noise: amorphous, empty holder or failed measurement")
+        return AnalysisResult(
+            phases=[],
+            details=[],
+            rwp=fit.rwp,
+            rexp=fit.rexp,
+            gof=fit.gof,
+            confidence=0.1,
+            explained=False,
+            unexplained_fraction=0.0,
+            seconds=0.0,
+            notes=self.notes,
+            n_candidates=len(self.phases),
+            x=self.x,
+            observed=self.y,
+            calculated=fit.calc,
+            background=fit.background,
+        )
+
+    def _unexplained(self, obs: ObservedPeaks, why: str) -> AnalysisResult:
+        fit = self._empty_fit()
+        self.notes.append(why)
+        return AnalysisResult(
+            phases=[],
+            details=[],
+            rwp=fit.rwp,
+            rexp=fit.rexp,
+            gof=fit.gof,
+            confidence=0.05,
+            explained=False,
+            unexplained_fraction=1.0,
+            seconds=0.0,
+            notes=self.notes,
+            n_candidates=len(self.phases),
+            x=self.x,
+            observed=self.y,
+            calculated=fit.calc,
+            background=fit.background,
+        )
+
+
+def _ticks(fp: FitPhase, inst: InstrumentProfile, rng: tuple[float, float]) -> list[float]:
+    d = fp.calc.d_spacings(fp.state.lattice)
+    s = inst.wavelengths[0] / (2 * d)
+    ok = s < 1
+    tt = np.degrees(2 * np.arcsin(s[ok])) + inst.zero_shift
+    tt = tt[(tt >= rng[0]) & (tt <= rng[1])]
+    return [round(float(v), 4) for v in tt]
