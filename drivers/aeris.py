@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout, ProtocolError
-from labos.drivers.registry import DeviceSpec, register_kind
-from labos.drivers.transport import ConnectionLost, TcpLine
+from labos.drivers.registry import DeviceSpec, construct, lab_context, register_kind
+from labos.drivers.transport import ConnectionLost, TcpLine, retry_call
 from labos.simulator.clock import Clock, WallClock
 
 from labos.domain import XRDPattern
@@ -176,17 +176,14 @@ class AerisXRD:
         return reply
 
     def _query(self, message: str, parse: Callable[[AerisReply], object], *, safe: bool):
-        attempts = 1 + (self.retries if safe else 0)
-        for attempt in range(1, attempts + 1):
-            try:
-                return parse(self._exchange(message))
-            except (DeviceTimeout, ProtocolError) as exc:
-                exc.device = self.name
-                if attempt >= attempts:
-                    exc.safe_to_retry = safe
-                    raise
-                log.info("%s: retrying %s (%d/%d) after: %s", self.name, message, attempt, attempts - 1, exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One query (one connection); repeated on a new connection only when ``safe``."""
+        return retry_call(
+            lambda: parse(self._exchange(message)),
+            retries=self.retries,
+            safe=safe,
+            what=message,
+            device=self.name,
+        )
 
     @staticmethod
     def _acknowledged(reply: AerisReply) -> AerisReply:
@@ -312,17 +309,17 @@ class AerisXRD:
 @register_kind("aeris")
 def open_aeris(spec: DeviceSpec, **context) -> AerisXRD:
     """Registry factory: ``host``/``tcp_port`` (default 702), ``options.result_dir`` required."""
-    opts = dict(spec.options)
     if not spec.host:
         raise ConfigError(f"device {spec.name!r} (aeris) needs host")
-    if "result_dir" not in opts:
+    if "result_dir" not in spec.options:
         raise ConfigError(
             f"device {spec.name!r} (aeris) needs options.result_dir (the folder results drop into)"
         )
-    for key in ("clock", "sleep"):
-        if key in context:
-            opts.setdefault(key, context[key])
-    try:
-        return AerisXRD(spec.host, spec.tcp_port or 702, name=spec.name, **opts)
-    except TypeError as exc:
-        raise ConfigError(f"device {spec.name!r} (aeris): bad options: {exc}") from None
+    return construct(
+        spec,
+        AerisXRD,
+        spec.host,
+        spec.tcp_port or 702,
+        name=spec.name,
+        **lab_context(context),
+    )

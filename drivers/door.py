@@ -28,9 +28,10 @@ from labos.drivers.errors import (
     ProtocolError,
     SafetyLimitError,
 )
-from labos.drivers.registry import DeviceLimits, DeviceSpec, register_kind
+from labos.drivers.registry import DeviceLimits, DeviceSpec, lab_context, register_kind
 from labos.drivers.safety import check_door_temperature
-from labos.drivers.transport import ConnectionLost, LineTransport, open_transport
+from labos.drivers.transport import ConnectionLost, LineTransport, open_transport, retry_call
+from labos.simulator.clock import Clock, WallClock
 
 from labos.errors import ConfigError
 
@@ -84,7 +85,7 @@ class DoorController:
         poll_s: float = 0.2,
         retries: int = 1,
         sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ):
         if not re.fullmatch(r"[A-Z]", furnace):
             raise ConfigError(f"door {name!r}: furnace must be one capital letter, got {furnace!r}")
@@ -97,19 +98,16 @@ class DoorController:
         self.poll_s = poll_s
         self.retries = retries
         self._sleep = sleep
-        self._now = clock
+        self.clock = clock or WallClock()
 
     def status(self) -> DoorStatus:
-        """``Status`` (a read: retried after a timeout or a dropped connection)."""
-        attempt = 0
-        while True:
-            try:
-                st = parse_status(self.t.query("Status", retries=self.retries), device=self.name)
-                break
-            except ProtocolError:
-                if attempt >= self.retries:
-                    raise
-                attempt += 1
+        """``Status`` (a read: retried after a timeout, a dropped connection or a bad reply)."""
+        st = retry_call(
+            lambda: parse_status(self.t.query("Status", retries=self.retries), device=self.name),
+            retries=self.retries,
+            what="Status",
+            catch=(ProtocolError,),
+        )
         if self.furnace not in st.doors:
             raise ProtocolError(
                 f"controller does not report furnace {self.furnace}", device=self.name, code="furnace"
@@ -185,7 +183,7 @@ class DoorController:
         self._wait(want, command)
 
     def _wait(self, want: str, command: str) -> None:
-        deadline = self._now() + self.move_timeout_s
+        deadline = self.clock.now() + self.move_timeout_s
         wall_deadline = time.monotonic() + self.move_timeout_s  # backstop if the clock stands still
         while True:
             st = self.status()
@@ -204,7 +202,7 @@ class DoorController:
                     device=self.name,
                     code="position",
                 )
-            if self._now() > deadline or time.monotonic() > wall_deadline:
+            if self.clock.now() > deadline or time.monotonic() > wall_deadline:
                 raise DeviceTimeout(
                     f"{command}: door still moving after {self.move_timeout_s:g} s",
                     device=self.name,
@@ -225,15 +223,11 @@ def open_door(spec: DeviceSpec, **context: Any) -> DoorController:
     furnace_dev = context.get("furnace")
     if temp is None and furnace_dev is not None:
         temp = furnace_dev.pv if hasattr(furnace_dev, "pv") else (lambda: furnace_dev.status().pv_c)
-    clock = context.get("clock")
-    kw: dict[str, Any] = {}
-    if clock is not None:
-        kw["clock"] = clock.now if hasattr(clock, "now") else clock
-    if context.get("sleep") is not None:
-        kw["sleep"] = context["sleep"]
     allowed = {"furnace", "move_timeout_s", "poll_s", "retries", "timeout_s"}
     unknown = set(opts) - allowed
     if unknown:
         raise ConfigError(f"device {spec.name!r}: unknown door options {sorted(unknown)}")
     line = open_transport(**spec.transport_kwargs(), timeout=float(opts.pop("timeout_s", 2.0)), eol="\n")
-    return DoorController(line, name=spec.name, limits=spec.limits, temperature_c=temp, **opts, **kw)
+    return DoorController(
+        line, name=spec.name, limits=spec.limits, temperature_c=temp, **opts, **lab_context(context)
+    )

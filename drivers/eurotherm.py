@@ -34,9 +34,10 @@ from labos.drivers.errors import (
     ProtocolError,
 )
 from labos.drivers.protocols import FurnaceStatus
-from labos.drivers.registry import DeviceLimits, DeviceSpec, register_kind
+from labos.drivers.registry import DeviceLimits, DeviceSpec, lab_context, register_kind
 from labos.drivers.safety import check_program, check_ramp, check_setpoint
-from labos.drivers.transport import LineTransport, SerialLine, open_transport
+from labos.drivers.transport import LineTransport, SerialLine, open_transport, retry_call
+from labos.simulator.clock import Clock, WallClock
 from pydantic import BaseModel, ConfigDict, Field
 
 from labos.domain import HeatSegment
@@ -224,7 +225,7 @@ class EurothermFurnace:
         retries: int = 2,
         runaway_margin_c: float = 50.0,
         stuck_after_s: float = 1800.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ):
         if isinstance(series, str):
             if series not in SERIES:
@@ -238,7 +239,7 @@ class EurothermFurnace:
         self.retries = retries
         self.runaway_margin_c = runaway_margin_c
         self.stuck_after_s = stuck_after_s
-        self._now = clock
+        self.clock = clock or WallClock()
         self.t = transport
         self.port = _ModbusPort(transport, baudrate, timeout_s)
         self.inst = minimalmodbus.Instrument(self.port, slave_address)  # type: ignore[arg-type]
@@ -293,22 +294,25 @@ class EurothermFurnace:
         return ProtocolError(f"{what}: {exc}", device=self.name, code="modbus", safe_to_retry=retry_safe)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, retry: bool, **kw: Any) -> Any:
-        attempt = 0
-        while True:
+        """One Modbus transaction with typed errors; retried (``retry``) after a timeout, busy or a
+        damaged frame, never after the controller's considered refusal (exceptions 01-04)."""
+
+        def once() -> Any:
             try:
                 return fn(*args, **kw)
-            except DeviceError as exc:  # from the transport (closed, lost)
-                err: DeviceError = exc
             except (minimalmodbus.ModbusException, OSError) as exc:
-                err = self._typed(exc, what, retry)
-            retryable = retry and (
+                raise self._typed(exc, what, retry) from exc
+
+        return retry_call(
+            once,
+            retries=self.retries if retry else 0,
+            what=what,
+            catch=(DeviceError,),
+            retry_if=lambda err: (
                 isinstance(err, DeviceTimeout | DeviceBusy)
                 or (isinstance(err, ProtocolError) and err.code in ("crc", "address", "frame"))
-            )
-            if not retryable or attempt >= self.retries:
-                raise err
-            attempt += 1
-            log.info("%s: retrying %s (%d/%d) after: %s", self.name, what, attempt, self.retries, err)
+            ),
+        )
 
     def read_raw(self, register: int, count: int = 1) -> list[int]:
         """Holding registers as unsigned 16-bit ints (function 03); safe to retry."""
@@ -414,7 +418,7 @@ class EurothermFurnace:
                 code="overtemp",
             )
         limit = self.limits.max_temperature_c
-        now = self._now()
+        now = self.clock.now()
         rising = self._last_pv is not None and st.pv_c > self._last_pv[1] + 0.5 and now > self._last_pv[0]
         self._last_pv = (now, st.pv_c)
         # above SP by the margin and still climbing (a furnace cooling after a reset is not a runaway)
@@ -542,18 +546,20 @@ def open_eurotherm(spec: DeviceSpec, **context: Any) -> EurothermFurnace:
     baudrate = int(opts.pop("baudrate", 9600))
     if not spec.port:
         raise ConfigError(f"device {spec.name!r}: Modbus RTU needs a serial port")
+    allowed = {"slave_address", "timeout_s", "retries", "runaway_margin_c", "stuck_after_s"}
+    unknown = set(opts) - allowed
+    if unknown:
+        raise ConfigError(f"device {spec.name!r}: unknown Eurotherm options {sorted(unknown)}")
     line = open_transport(
         **spec.transport_kwargs(), baudrate=baudrate, timeout=float(opts.get("timeout_s", 0.5)), **serial_kw
     )
     assert isinstance(line, SerialLine)
-    clock = context.get("clock")
-    if clock is not None:
-        opts["clock"] = clock.now if hasattr(clock, "now") else clock
-    allowed = {"slave_address", "timeout_s", "retries", "runaway_margin_c", "stuck_after_s", "clock"}
-    unknown = set(opts) - allowed
-    if unknown:
-        line.close()
-        raise ConfigError(f"device {spec.name!r}: unknown Eurotherm options {sorted(unknown)}")
     return EurothermFurnace(
-        line, series=series, name=spec.name, limits=spec.limits, baudrate=baudrate, **opts
+        line,
+        series=series,
+        name=spec.name,
+        limits=spec.limits,
+        baudrate=baudrate,
+        **opts,
+        **lab_context(context, "clock"),
     )

@@ -34,9 +34,12 @@ from labos.drivers.errors import (
     ProtocolError,
 )
 from labos.drivers.protocols import DoseResult
-from labos.drivers.registry import DeviceLimits, DeviceSpec, register_kind
+from labos.drivers.registry import DeviceLimits, DeviceSpec, check_options, lab_context, register_kind
 from labos.drivers.safety import check_dose
-from labos.drivers.transport import LineTransport, open_transport
+from labos.drivers.transport import LineTransport, open_transport, retry_call
+from labos.simulator.clock import Clock, WallClock
+
+from labos.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -217,18 +220,18 @@ class MtSicsBalance:
         self, cmd: str, reply_id: str | None = None, *, timeout: float | None = None, retries: int = 0
     ) -> SicsReply:
         """Send ``cmd`` and parse its reply; retries (only when asked) on timeouts and ``ET``."""
-        attempt = 0
-        while True:
-            try:
-                line = self.t.query(cmd, timeout=timeout or self.timeout_s)
-                return parse_reply(line, reply_id or cmd.split()[0], device=self.name)
-            except (DeviceTimeout, ProtocolError) as exc:
-                # ES/EL/L are the balance's considered answer: repeating the command changes nothing
-                retryable = isinstance(exc, DeviceTimeout) or exc.code not in ("ES", "EL", "L")
-                if attempt >= retries or not retryable:
-                    raise
-                attempt += 1
-                log.info("%s: retrying %r (%d/%d) after: %s", self.name, cmd, attempt, retries, exc)
+        return retry_call(
+            lambda: parse_reply(
+                self.t.query(cmd, timeout=timeout or self.timeout_s),
+                reply_id or cmd.split()[0],
+                device=self.name,
+            ),
+            retries=retries,
+            what=repr(cmd),
+            device=self.name,
+            # ES/EL/L are the balance's considered answer: repeating the command changes nothing
+            retry_if=lambda exc: isinstance(exc, DeviceTimeout) or exc.code not in ("ES", "EL", "L"),
+        )
 
     def _status_error(self, reply: SicsReply, action: str) -> DeviceError:
         s = reply.status
@@ -324,23 +327,32 @@ class QuantosDoser(MtSicsBalance):
         *,
         name: str = "doser",
         limits: DeviceLimits | None = None,
+        timeout_s: float = 2.0,
+        stable_timeout_s: float = 60.0,
+        retries: int = 1,
         dose_timeout_s: float = 120.0,
         door_timeout_s: float = 20.0,
         max_result_lines: int = 500,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         sleep: Callable[[float], None] | None = None,
         poll_s: float = 0.5,
-        **kw,
     ):
         """``clock``/``sleep`` let a simulated lab run the dose wait in its own time: the dose
         deadline is counted on ``clock`` (and, as a backstop, on the wall clock), and ``sleep``,
         if given, is called with ``poll_s`` clock seconds between polls (e.g. to advance a
         ManualClock)."""
-        super().__init__(transport, name=name, limits=limits, **kw)
+        super().__init__(
+            transport,
+            name=name,
+            limits=limits,
+            timeout_s=timeout_s,
+            stable_timeout_s=stable_timeout_s,
+            retries=retries,
+        )
         self.dose_timeout_s = dose_timeout_s
         self.door_timeout_s = door_timeout_s
         self.max_result_lines = max_result_lines
-        self._now = clock
+        self.clock = clock or WallClock()
         self._sleep = sleep
         self.poll_s = poll_s
 
@@ -387,16 +399,13 @@ class QuantosDoser(MtSicsBalance):
 
     def read_dose_result(self) -> dict[str, float | str | None]:
         """``QRD 2 4 12``: XML between a ``B`` and an ``A`` line (a read: safe to repeat)."""
-        attempt = 0
-        while True:
-            try:
-                return self._read_dose_result_once()
-            except (DeviceTimeout, ProtocolError) as exc:
-                if attempt >= self.retries or (
-                    isinstance(exc, ProtocolError) and exc.code not in ("ET", "xml")
-                ):
-                    raise
-                attempt += 1
+        return retry_call(
+            self._read_dose_result_once,
+            retries=self.retries,
+            what="read dosing result",
+            device=self.name,
+            retry_if=lambda exc: isinstance(exc, DeviceTimeout) or exc.code in ("ET", "xml"),
+        )
 
     def _read_dose_result_once(self) -> dict[str, float | str | None]:
         first = parse_reply(self.t.query(self.RESULT, timeout=self.timeout_s), self.RESULT, device=self.name)
@@ -460,7 +469,7 @@ class QuantosDoser(MtSicsBalance):
     def _wait_dose_end(self, first: SicsReply) -> SicsReply:
         if first.status != "B":
             raise ProtocolError(f"unexpected reply to start dosing: {first.line!r}", device=self.name)
-        deadline = self._now() + self.dose_timeout_s
+        deadline = self.clock.now() + self.dose_timeout_s
         wall_deadline = time.monotonic() + self.dose_timeout_s  # if the clock stands still
         while True:
             try:
@@ -468,7 +477,7 @@ class QuantosDoser(MtSicsBalance):
             except DeviceTimeout as exc:
                 if exc.code != "timeout":
                     raise
-                if self._now() > deadline or time.monotonic() > wall_deadline:
+                if self.clock.now() > deadline or time.monotonic() > wall_deadline:
                     raise DeviceTimeout(
                         f"dosing did not finish within {self.dose_timeout_s:g} s",
                         device=self.name,
@@ -499,39 +508,27 @@ class QuantosDoser(MtSicsBalance):
         log.error("%s: dose failed (%s); dispensed %s mg; not repeated", self.name, exc, dosed)
 
 
-def _transport(spec: DeviceSpec, default_timeout: float) -> LineTransport:
-    opts = spec.options
-    serial_opts = {k: opts[k] for k in ("baudrate", "bytesize", "parity", "stopbits", "xonxoff") if k in opts}
-    if spec.port:
-        return open_transport(
-            **spec.transport_kwargs(),
-            timeout=opts.get("timeout_s", default_timeout),
-            eol="\r\n",
-            **serial_opts,
-        )
-    return open_transport(
-        **spec.transport_kwargs(), timeout=opts.get("timeout_s", default_timeout), eol="\r\n"
+_SERIAL_OPTS = ("baudrate", "bytesize", "parity", "stopbits", "xonxoff")
+
+
+def _open(spec: DeviceSpec, cls: type[MtSicsBalance], **context) -> MtSicsBalance:
+    """A balance or doser on the spec's serial port (or TCP bridge); serial settings from options."""
+    opts = dict(spec.options)
+    serial_opts = {k: opts.pop(k) for k in _SERIAL_OPTS if k in opts}
+    if serial_opts and not spec.port:
+        raise ConfigError(f"device {spec.name!r}: serial settings {sorted(serial_opts)} given without a port")
+    timeout = float(opts.get("timeout_s", 2.0))
+    kwargs = check_options(spec, cls, None, options=opts, name=spec.name, limits=spec.limits, **context)
+    return cls(
+        open_transport(**spec.transport_kwargs(), timeout=timeout, eol="\r\n", **serial_opts), **kwargs
     )
-
-
-_BALANCE_OPTS = ("timeout_s", "stable_timeout_s", "retries")
 
 
 @register_kind("mtsics_balance")
 def open_balance(spec: DeviceSpec, **context) -> MtSicsBalance:
-    kw = {k: spec.options[k] for k in _BALANCE_OPTS if k in spec.options}
-    return MtSicsBalance(_transport(spec, kw.get("timeout_s", 2.0)), name=spec.name, limits=spec.limits, **kw)
+    return _open(spec, MtSicsBalance)
 
 
 @register_kind("quantos")
 def open_quantos(spec: DeviceSpec, **context) -> QuantosDoser:
-    kw = {
-        k: spec.options[k] for k in (*_BALANCE_OPTS, "dose_timeout_s", "door_timeout_s") if k in spec.options
-    }
-    kw.update({k: spec.options[k] for k in ("poll_s",) if k in spec.options})
-    clock = context.get("clock")
-    if clock is not None:
-        kw["clock"] = clock.now if hasattr(clock, "now") else clock
-    if context.get("sleep") is not None:
-        kw["sleep"] = context["sleep"]
-    return QuantosDoser(_transport(spec, kw.get("timeout_s", 2.0)), name=spec.name, limits=spec.limits, **kw)
+    return _open(spec, QuantosDoser, **lab_context(context))

@@ -23,14 +23,14 @@ import re
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import httpx
 from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout, ProtocolError
-from labos.drivers.registry import DeviceSpec, register_kind
-from labos.drivers.transport import ConnectionLost
+from labos.drivers.registry import DeviceSpec, construct, lab_context, register_kind
+from labos.drivers.transport import HttpLink, retry_call
 from labos.simulator.clock import Clock, WallClock
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -366,8 +366,30 @@ def check_protocol(plan: DosingPlan, text: str | None = None) -> SimulationRepor
 
 
 # -- HTTP client ---------------------------------------------------------------------------------
+class HttpSend(Protocol):
+    """Sends one request and returns (status, body bytes); :meth:`HttpLink.request` is the real one."""
+
+    def __call__(
+        self, method: str, path: str, *, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]: ...
+
+
+def multipart_file(field_name: str, file_name: str, content: bytes, content_type: str) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body holding one file; returns (body, Content-Type header)."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; filename="{file_name}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
 class OpentronsClient:
-    """The robot's HTTP API (port 31950). Satisfies ``LiquidHandler``."""
+    """The robot's HTTP API (port 31950). Satisfies ``LiquidHandler``.
+
+    One keep-alive connection (:class:`~labos.drivers.transport.HttpLink`); ``transport`` replaces
+    it with any :class:`HttpSend` (tests feed canned replies through it).
+    """
 
     def __init__(
         self,
@@ -382,7 +404,7 @@ class OpentronsClient:
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         name: str = "opentrons",
-        transport: httpx.BaseTransport | None = None,
+        transport: HttpSend | None = None,
     ):
         self.name = name
         self.base_url = f"http://{host}:{int(port)}"
@@ -391,71 +413,70 @@ class OpentronsClient:
         self.check_protocols = check_protocols
         self.clock = clock or WallClock()
         self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=self.base_url, headers={API_HEADER: api_version}, timeout=timeout_s, transport=transport
-        )
+        self._link: HttpLink | None = None
+        if transport is None:
+            self._link = HttpLink(host, port, timeout=timeout_s, name=name)
+            transport = self._link.request
+        self._send: HttpSend = transport
+        self._version_header = {API_HEADER: api_version}
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, *, safe: bool, data_key: str | None = None, **kw: Any) -> dict:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        safe: bool,
+        data_key: str | None = None,
+        json_body: Any = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> dict:
         """One API call; with ``data_key`` the reply must hold ``data.<data_key>`` (a reply meant for
         another request is a ProtocolError, retried like a lost one when ``safe``)."""
-        attempts = 1 + (self.retries if safe else 0)
-        for attempt in range(1, attempts + 1):
-            try:
-                body = self._once(method, path, **kw)
-                return self._data(body, f"{method} {path}", key=data_key) if data_key else body
-            except (DeviceTimeout, ProtocolError) as exc:
-                if isinstance(exc, ProtocolError) and exc.code in (422, 404):
-                    raise
-                if attempt >= attempts:
-                    exc.safe_to_retry = safe
-                    raise
-                log.info(
-                    "%s: retrying %s %s (%d/%d) after: %s",
-                    self.name,
-                    method,
-                    path,
-                    attempt,
-                    attempts - 1,
-                    exc,
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        headers = dict(self._version_header)
+        if json_body is not None:
+            body, content_type = json.dumps(json_body).encode(), "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
 
-    def _once(self, method: str, path: str, **kw: Any) -> dict:
-        log.debug("%s > %s %s", self.name, method, path)
+        def once() -> dict:
+            reply = self._once(method, path, body, headers)
+            return self._data(reply, f"{method} {path}", key=data_key) if data_key else reply
+
+        return retry_call(
+            once,
+            retries=self.retries,
+            safe=safe,
+            what=f"{method} {path}",
+            device=self.name,
+            retry_if=lambda exc: not (isinstance(exc, ProtocolError) and exc.code in (422, 404)),
+        )
+
+    def _once(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> dict:
+        status, raw = self._send(method, path, body=body, headers=headers)
         try:
-            resp = self._http.request(method, path, **kw)
-        except httpx.TimeoutException as exc:
-            raise DeviceTimeout(
-                f"{method} {path}: no reply in time", device=self.name, code="timeout"
-            ) from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise ConnectionLost(f"{method} {path}: {type(exc).__name__}: {exc}", device=self.name) from exc
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s < %s %r", self.name, resp.status_code, resp.content[:500])
-        try:
-            body = resp.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            reply = json.loads(raw)
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
             raise ProtocolError(
-                f"{method} {path}: HTTP {resp.status_code} with a body that is not JSON: {resp.text[:200]!r}",
+                f"{method} {path}: HTTP {status} with a body that is not JSON: {raw[:200]!r}",
                 device=self.name,
                 code="garbage",
             ) from None
-        if not isinstance(body, dict):
+        if not isinstance(reply, dict):
             raise ProtocolError(
                 f"{method} {path}: reply is not a JSON object", device=self.name, code="shape"
             )
-        if resp.status_code >= 400:
-            detail = _error_text(body)
-            code = resp.status_code
-            if code == 422:
+        if status >= 400:
+            detail = _error_text(reply)
+            if status == 422:
                 raise ProtocolError(f"{method} {path} rejected (422): {detail}", device=self.name, code=422)
-            if code == 409:
+            if status == 409:
                 raise DeviceBusy(f"{method} {path} refused (409): {detail}", device=self.name, code=409)
-            if code == 404:
+            if status == 404:
                 raise ProtocolError(f"{method} {path}: not found: {detail}", device=self.name, code=404)
-            raise DeviceFault(f"{method} {path}: HTTP {code}: {detail}", device=self.name, code=code)
-        return body
+            raise DeviceFault(f"{method} {path}: HTTP {status}: {detail}", device=self.name, code=status)
+        return reply
 
     def _data(self, body: dict, what: str, *, key: str | None = None) -> dict:
         data = body.get("data")
@@ -477,8 +498,11 @@ class OpentronsClient:
             raise ValueError(f"{self.name}: protocol file name must be a simple *.py name, got {name!r}")
         if self.check_protocols:
             simulate_protocol(protocol_text, name)
-        files = {"files": (name, protocol_text.encode(), "text/x-python")}
-        return str(self._request("POST", "/protocols", safe=True, data_key="id", files=files)["id"])
+        body, content_type = multipart_file("files", name, protocol_text.encode(), "text/x-python")
+        reply = self._request(
+            "POST", "/protocols", safe=True, data_key="id", body=body, content_type=content_type
+        )
+        return str(reply["id"])
 
     def analysis(self, protocol_id: str) -> dict:
         """The robot's latest analysis of a protocol (``result`` ok / not-ok, ``errors``)."""
@@ -490,7 +514,7 @@ class OpentronsClient:
 
     def create_run(self, protocol_id: str) -> str:
         data = self._request(
-            "POST", "/runs", safe=False, data_key="id", json={"data": {"protocolId": protocol_id}}
+            "POST", "/runs", safe=False, data_key="id", json_body={"data": {"protocolId": protocol_id}}
         )
         return str(data["id"])
 
@@ -499,7 +523,10 @@ class OpentronsClient:
         if action not in ("play", "pause", "stop"):
             raise ValueError(f"unknown run action {action!r}")
         self._request(
-            "POST", f"/runs/{run_id}/actions", safe=action == "stop", json={"data": {"actionType": action}}
+            "POST",
+            f"/runs/{run_id}/actions",
+            safe=action == "stop",
+            json_body={"data": {"actionType": action}},
         )
 
     def run(self, run_id: str) -> dict:
@@ -563,7 +590,8 @@ class OpentronsClient:
             self._sleep(self.poll_s)
 
     def close(self) -> None:
-        self._http.close()
+        if self._link is not None:
+            self._link.close()
 
     def __enter__(self) -> OpentronsClient:
         return self
@@ -590,11 +618,11 @@ def open_opentrons(spec: DeviceSpec, **context) -> OpentronsClient:
     """Registry factory: ``host``, ``tcp_port`` (default 31950), ``options`` for the client."""
     if not spec.host:
         raise ConfigError(f"device {spec.name!r} (opentrons) needs host")
-    opts = dict(spec.options)
-    for key in ("clock", "sleep"):
-        if key in context:
-            opts.setdefault(key, context[key])
-    try:
-        return OpentronsClient(spec.host, spec.tcp_port or 31950, name=spec.name, **opts)
-    except TypeError as exc:
-        raise ConfigError(f"device {spec.name!r} (opentrons): bad options: {exc}") from None
+    return construct(
+        spec,
+        OpentronsClient,
+        spec.host,
+        spec.tcp_port or 31950,
+        name=spec.name,
+        **lab_context(context),
+    )

@@ -16,27 +16,35 @@ A lab configuration (TOML) lists devices under ``[devices.<name>]`` (or ``[[devi
     limits = { safe_door_temperature_c = 200 }
 
 Driver modules register a factory per kind with :func:`register_kind`; :func:`open_device` finds
-the factory (importing the driver modules of this package on first use) and opens the device.
+the factory (importing the driver modules of this package on first use, all but
+:data:`NOT_DRIVERS`) and opens the device. Factories take the lab objects a driver needs from
+``open_device``'s context with :func:`lab_context` and build the driver with :func:`construct`.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import pkgutil
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from labos.errors import ConfigError
 
 __all__ = [
+    "NOT_DRIVERS",
     "DeviceLimits",
     "DeviceSpec",
     "available_kinds",
+    "check_options",
+    "construct",
+    "driver_modules",
+    "lab_context",
     "load_lab_devices",
     "open_device",
     "register_kind",
@@ -45,14 +53,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Factory = Callable[..., Any]
+T = TypeVar("T")
 
 #: kind -> factory(spec, **context) returning an open driver.
 DEVICE_KINDS: dict[str, Factory] = {}
 
-# Modules of this package that hold no drivers (skipped when discovering kinds).
-_NOT_DRIVERS = {"errors", "protocols", "registry", "transport", "safety"}
+#: modules of labos.drivers that hold no driver; discovery never imports them (the benchmark, for
+#: one, pulls in emulators). A new helper module belongs here, else discovery warns about it.
+NOT_DRIVERS = frozenset({"benchmarks", "errors", "protocols", "registry", "safety", "transport"})
 _discovered = False
 _broken: dict[str, str] = {}  # module -> why it failed to import
+_kinds_by_module: dict[str, list[str]] = {}  # module -> the kinds it registered
 
 
 class DeviceLimits(BaseModel):
@@ -119,23 +130,85 @@ def _qualname(f: Factory) -> str:
     return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
 
 
+def driver_modules() -> list[str]:
+    """The modules discovery imports: every public module of labos.drivers not in NOT_DRIVERS."""
+    import labos.drivers as pkg
+
+    return [
+        f"labos.drivers.{info.name}"
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
+        if not info.name.startswith("_") and info.name not in NOT_DRIVERS
+    ]
+
+
 def _discover() -> None:
     """Import every driver module of labos.drivers once, so their @register_kind lines run."""
     global _discovered
     if _discovered:
         return
-    import labos.drivers as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith(("_", "benchmarks")) or info.name in _NOT_DRIVERS:
-            continue
-        module = f"labos.drivers.{info.name}"
+    for module in driver_modules():
+        before = set(DEVICE_KINDS)
         try:
             importlib.import_module(module)
         except Exception as exc:  # one broken driver module must not hide the others
             _broken[module] = f"{type(exc).__name__}: {exc}"
             log.warning("driver module %s failed to import: %s", module, exc)
+            continue
+        mine = sorted(k for k, f in DEVICE_KINDS.items() if getattr(f, "__module__", None) == module)
+        _kinds_by_module[module] = mine or sorted(set(DEVICE_KINDS) - before)
+        if not _kinds_by_module[module]:
+            log.warning(
+                "%s registers no device kind; list it in registry.NOT_DRIVERS if it is no driver", module
+            )
     _discovered = True
+
+
+def lab_context(context: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """The lab objects a driver takes from ``open_device``'s context (default ``clock`` and
+    ``sleep``), as keyword arguments. A clock is a :class:`~labos.simulator.clock.Clock` (``now()``
+    in seconds); a bare function returning seconds is wrapped into one."""
+    out: dict[str, Any] = {}
+    for key in keys or ("clock", "sleep"):
+        value = context.get(key)
+        if value is None:
+            continue
+        if key == "clock" and not hasattr(value, "now"):
+            if not callable(value):
+                raise ConfigError(
+                    f"context clock must be a Clock or a function returning seconds, not {value!r}"
+                )
+            value = _FunctionClock(value)
+        out[key] = value
+    return out
+
+
+class _FunctionClock:
+    """A Clock over a function such as ``time.monotonic``."""
+
+    def __init__(self, fn: Callable[[], float]):
+        self.now = fn
+
+
+def check_options(
+    spec: DeviceSpec, factory: Callable[..., Any], *args: Any, options: Mapping[str, Any], **kwargs: Any
+) -> dict[str, Any]:
+    """``kwargs`` and the device's ``options`` as one set of keyword arguments for ``factory``;
+    ConfigError naming the device when an option is unknown to it or clashes with what the lab
+    sets itself (name, limits, clock...), before anything is opened."""
+    clash = sorted(set(options) & set(kwargs))
+    if clash:
+        raise ConfigError(f"device {spec.name!r} ({spec.kind}): {clash} cannot be set in options")
+    merged = {**kwargs, **options}
+    try:
+        inspect.signature(factory).bind(*args, **merged)
+    except TypeError as exc:
+        raise ConfigError(f"device {spec.name!r} ({spec.kind}): bad options: {exc}") from None
+    return merged
+
+
+def construct(spec: DeviceSpec, factory: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``factory(*args, **kwargs, **spec.options)`` after :func:`check_options`."""
+    return factory(*args, **check_options(spec, factory, *args, options=spec.options, **kwargs))
 
 
 def available_kinds() -> list[str]:

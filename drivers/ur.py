@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout, ProtocolError
-from labos.drivers.registry import DeviceSpec, register_kind
-from labos.drivers.transport import TcpLine
+from labos.drivers.registry import DeviceSpec, construct, lab_context, register_kind
+from labos.drivers.transport import TcpLine, retry_call
 from labos.simulator.clock import Clock, WallClock
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -294,27 +294,29 @@ class URArm:
             log.warning("%s: reconnect failed: %s", self.name, exc)
 
     def _ask(self, command: str, parse: Callable[[str], object], *, safe: bool):
-        """Send one dashboard command and parse its reply; retry on a fresh link only when ``safe``."""
-        attempts = 1 + (self.retries if safe else 0)
-        for attempt in range(1, attempts + 1):
-            try:
-                self._dash.flush_input()
-                self._dash.send_line(command)
-                reply = self._dash.read_line()
-                return parse(reply)
-            except (DeviceTimeout, ProtocolError) as exc:
-                exc.device = self.name
-                if isinstance(exc, ProtocolError) and exc.code == "unknown":
-                    raise
-                self._reconnect()
-                if attempt >= attempts:
-                    exc.safe_to_retry = safe
-                    raise
-                log.info("%s: retrying %r (%d/%d) after: %s", self.name, command, attempt, attempts - 1, exc)
-            except DeviceError as exc:
-                exc.device = self.name
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Send one dashboard command and parse its reply; retry on a fresh link only when ``safe``.
+
+        After any failed exchange the link is renewed, retry or not, so a late reply on the old
+        connection is never read as the answer to the next command."""
+
+        def once():
+            self._dash.flush_input()
+            self._dash.send_line(command)
+            return parse(self._dash.read_line())
+
+        try:
+            return retry_call(
+                once,
+                retries=self.retries,
+                safe=safe,
+                what=repr(command),
+                device=self.name,
+                retry_if=lambda exc: not (isinstance(exc, ProtocolError) and exc.code == "unknown"),
+                on_failure=lambda exc, again: self._reconnect(),
+            )
+        except DeviceError as exc:
+            exc.device = self.name
+            raise
 
     # -- dashboard commands --------------------------------------------------------------------
     def safety_status(self) -> str:
@@ -558,11 +560,11 @@ def open_ur(spec: DeviceSpec, **context) -> URArm:
     ``secondary_port``, ``positions`` ({name: {joints, approach}}), ``motion``, and timeouts."""
     if not spec.host:
         raise ConfigError(f"device {spec.name!r} (ur) needs host")
-    opts = dict(spec.options)
-    for key in ("clock", "sleep"):
-        if key in context:
-            opts.setdefault(key, context[key])
-    try:
-        return URArm(spec.host, dashboard_port=spec.tcp_port or 29999, name=spec.name, **opts)
-    except TypeError as exc:
-        raise ConfigError(f"device {spec.name!r} (ur): bad options: {exc}") from None
+    return construct(
+        spec,
+        URArm,
+        spec.host,
+        dashboard_port=spec.tcp_port or 29999,
+        name=spec.name,
+        **lab_context(context),
+    )

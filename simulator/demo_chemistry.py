@@ -11,6 +11,7 @@ allowed to form (see ``labos.simulator.world.World.demo``).
 from __future__ import annotations
 
 import tomllib
+import warnings
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,9 @@ def demo_phase_facts() -> dict[str, dict[str, Any]]:
     try:
         text = resources.files("labos.simulator.data").joinpath(_DATA_FILE).read_text(encoding="utf-8")
     except FileNotFoundError as exc:  # pragma: no cover - packaging error
-        raise DataMissingError(f"demo structure data {_DATA_FILE} is missing from labos.simulator.data") from exc
+        raise DataMissingError(
+            f"demo structure data {_DATA_FILE} is missing from labos.simulator.data"
+        ) from exc
     return tomllib.loads(text)
 
 
@@ -68,16 +71,22 @@ def structure_from_facts(name: str, facts: dict[str, Any]) -> Structure:
     from pymatgen.core import Lattice, Structure
 
     lat = facts["lattice"]
-    lattice = Lattice.from_parameters(
-        lat["a"], lat["b"], lat["c"], lat["alpha"], lat["beta"], lat["gamma"]
-    )
+    lattice = Lattice.from_parameters(lat["a"], lat["b"], lat["c"], lat["alpha"], lat["beta"], lat["gamma"])
     species = [s["species"] for s in facts["sites"]]
     coords = [s["xyz"] for s in facts["sites"]]
-    structure = Structure.from_spacegroup(facts["spacegroup"], lattice, species, coords, tol=1e-3)
+    with warnings.catch_warnings():  # pymatgen warns that non-standard settings have no full symbol
+        warnings.simplefilter("ignore", UserWarning)
+        structure = Structure.from_spacegroup(facts["spacegroup"], lattice, species, coords, tol=1e-3)
     structure.properties = {"name": name, "source": facts["source"], "spacegroup": facts["spacegroup"]}
     return structure
 
 
-def demo_structures() -> dict[str, Structure]:
-    """Crystal structures of every demo phase, keyed by phase name (= reduced formula)."""
+@lru_cache(maxsize=1)
+def _demo_structures() -> dict[str, Structure]:
     return {name: structure_from_facts(name, facts) for name, facts in demo_phase_facts().items()}
+
+
+def demo_structures() -> dict[str, Structure]:
+    """Crystal structures of every demo phase, keyed by phase name (built once per process; copy a
+    Structure before modifying it)."""
+    return dict(_demo_structures())

@@ -52,7 +52,9 @@ def candidate_sets(
     from labos.planners.candidates import enumerate_sets, make_candidate
 
     if precursor_sets is None:
-        cands = enumerate_sets(target, list(inventory), max_size=max_size, batch_mg=batch_mg, atmosphere=atmosphere)
+        cands = enumerate_sets(
+            target, list(inventory), max_size=max_size, batch_mg=batch_mg, atmosphere=atmosphere
+        )
     else:
         cands = []
         for ps in precursor_sets:
@@ -96,7 +98,9 @@ def export_replay(
     for precursors, masses in sets:
         for t in temps:
             out = world.synthesize(masses, _heat(t, hold_time_h, ramp_c_per_min, atmosphere), atmosphere)
-            products = {k: round(v, PRODUCT_DIGITS) for k, v in out.phases.items() if round(v, PRODUCT_DIGITS) > 0}
+            products = {
+                k: round(v, PRODUCT_DIGITS) for k, v in out.phases.items() if round(v, PRODUCT_DIGITS) > 0
+            }
             experiments.append({"precursors": list(precursors), "temperature_c": t, "products": products})
     return {
         "target": target,

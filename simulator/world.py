@@ -49,7 +49,7 @@ from labos.domain import Atmosphere, HeatSegment, HeatStep, Outcome, PhaseResult
 from labos.errors import FormulaError, LabosError
 
 from .chemistry import hidden
-from .chemistry.equilibrium import ChemistryError, Reaction, ThermoView
+from .chemistry.equilibrium import ChemistryError, Reaction, shared_view
 from .chemistry.kinetics import arrhenius, cv_alpha, driving_force_gate, gb_alpha, step_fraction
 from .chemistry.melting import decomposition_k, effective_melting_k, tabulated_melting_k
 from .chemistry.phases import OPEN_ELEMENT_GAS, make_phase
@@ -96,7 +96,9 @@ class TrueOutcome(BaseModel):
         want = parse_formula(formula)
         return sum(v for k, v in self.phases.items() if parse_formula(k) == want)
 
-    def to_outcome(self, experiment_id: str, target_formula: str | None = None, threshold: float = 0.5) -> Outcome:
+    def to_outcome(
+        self, experiment_id: str, target_formula: str | None = None, threshold: float = 0.5
+    ) -> Outcome:
         """The domain Outcome (source "simulator") of this truth."""
         phases = [
             PhaseResult(phase_id=name, formula=name, weight_fraction=min(max(v, 0.0), 1.0))
@@ -173,7 +175,9 @@ def _as_heat(heat: HeatStep | Mapping[str, Any] | Iterable[HeatSegment]) -> Heat
     try:
         return HeatStep(segments=list(heat))
     except TypeError:
-        raise WorldError(f"heat must be a HeatStep, a dict or a list of HeatSegment, not {type(heat).__name__}") from None
+        raise WorldError(
+            f"heat must be a HeatStep, a dict or a list of HeatSegment, not {type(heat).__name__}"
+        ) from None
 
 
 class World:
@@ -216,11 +220,11 @@ class World:
         self.structures: dict[str, Structure] = dict(structures or {})
         self._structure_by_key = {parse_formula(k): k for k in self.structures}
         self.allowed_phases = None if phases is None else tuple(phases)
-        self.view = ThermoView(thermo, self.allowed_phases)
+        self.view = shared_view(thermo, self.allowed_phases)
         self._names: dict[str, str] = {}
         for name in list(self.structures) + list(self.allowed_phases or ()):
             self._names.setdefault(make_phase(name).key, name)
-        self.params = hidden.world_params(seed)
+        self._params = hidden.world_params(seed)  # hidden: never shown to a planner
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -277,7 +281,9 @@ class World:
             p = make_phase(key)
             if self.elements is not None and not p.elements <= self.elements | set(OPEN_ELEMENT_GAS):
                 extra = sorted(p.elements - self.elements - set(OPEN_ELEMENT_GAS))
-                raise WorldError(f"precursor {formula} contains {', '.join(extra)}, outside this world's elements")
+                raise WorldError(
+                    f"precursor {formula} contains {', '.join(extra)}, outside this world's elements"
+                )
             if not self.view.has(key):
                 raise WorldError(
                     f"precursor {formula} is not in this world's thermodynamic data, so its chemistry cannot be simulated"
@@ -342,7 +348,7 @@ class World:
             int(replicate),
         )
         rng = hidden.rng_for("synthesis", self.seed, recipe_id)
-        wp = self.params
+        wp = self._params
         mixed = _Pool({})
         pools = [mixed]
         initial = 0.0
@@ -351,7 +357,9 @@ class World:
                 mass *= max(1.0 + wp.dosing_sigma * float(rng.normal()), 0.5)
             initial += mass
             mmol = mass / make_phase(key).molar_mass
-            unmixed = min(wp.unmixed_fraction * float(rng.uniform(0.3, 1.7)), 0.5) if len(checked) > 1 else 0.0
+            unmixed = (
+                min(wp.unmixed_fraction * float(rng.uniform(0.3, 1.7)), 0.5) if len(checked) > 1 else 0.0
+            )
             mixed.n[key] = mmol * (1.0 - unmixed)
             if unmixed > 0:
                 pools.append(_Pool({key: mmol * unmixed}))
@@ -379,7 +387,10 @@ class World:
     def _step(self, pool: _Pool, temperature_k: float, dt: float, run: _Run) -> None:
         for key in [k for k, v in pool.n.items() if v > 0]:
             if self._liquid(key, temperature_k):
-                run.note_once(f"melt:{key}", f"{self.name_of(key)} melted (≥ {tabulated_melting_k(key) - 273.15:.0f} °C)")
+                run.note_once(
+                    f"melt:{key}",
+                    f"{self.name_of(key)} melted (≥ {tabulated_melting_k(key) - 273.15:.0f} °C)",
+                )
         self._evaporate(pool, temperature_k, dt, run)
         channels: list[tuple[float, Reaction, float, tuple]] = []
         present = sorted(k for k, v in pool.n.items() if v > 1e-12)
@@ -445,7 +456,9 @@ class World:
         if rxn is None:
             return None
         if pp.kinetic_product and rxn.main_product is not None:
-            alt = self.view.best_reaction((a, b), temperature_k, run.atmosphere, exclude=frozenset({rxn.main_product}))
+            alt = self.view.best_reaction(
+                (a, b), temperature_k, run.atmosphere, exclude=frozenset({rxn.main_product})
+            )
             if alt is not None and alt.driving_force >= pp.kinetic_ratio * rxn.driving_force:
                 rxn = alt
         k *= driving_force_gate(rxn.interaction, pp.threshold)
@@ -453,7 +466,9 @@ class World:
             return None
         return (0.0, rxn, k, ("pair", a, b))
 
-    def _apply(self, pool: _Pool, rxn: Reaction, dtau: float, ident: tuple, temperature_k: float, run: _Run) -> None:
+    def _apply(
+        self, pool: _Pool, rxn: Reaction, dtau: float, ident: tuple, temperature_k: float, run: _Run
+    ) -> None:
         reac = dict(rxn.reactants)
         if any(pool.n.get(k, 0.0) <= 1e-12 for k in reac):
             return
@@ -497,7 +512,7 @@ class World:
         for key in [k for k, v in pool.n.items() if v > 1e-12]:
             phase = make_phase(key)
             element, share = loss_fraction(
-                phase, temperature_k, dt, self._liquid(key, temperature_k), self.params.volatility_scale
+                phase, temperature_k, dt, self._liquid(key, temperature_k), self._params.volatility_scale
             )
             if share <= 0:
                 continue
@@ -517,7 +532,9 @@ class World:
                 pool.n[k] = pool.n.get(k, 0.0) + v
                 residue_mg += v * make_phase(k).molar_mass
             run.evaporated_mg += max(removed_mg - residue_mg, 0.0)
-            run.note_once(f"evap:{element}", f"{element} oxide evaporating from {temperature_k - 273.15:.0f} °C")
+            run.note_once(
+                f"evap:{element}", f"{element} oxide evaporating from {temperature_k - 273.15:.0f} °C"
+            )
 
     def _result(self, pools: list[_Pool], run: _Run) -> TrueOutcome:
         total: dict[str, float] = {}

@@ -14,7 +14,7 @@ strongest line); ``labos bench xrd-sim`` measures how close the synthetic scans 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -114,7 +114,11 @@ def resolve_phase(key: Any, library=None):
         return _phase_for_structure(key)
     if not isinstance(key, str):
         raise XRDSimulationError(f"a phase must be a name, a formula or a Structure, not {type(key).__name__}")
-    if library is not None:
+    if isinstance(library, Mapping):  # name → pymatgen Structure (e.g. a World's structures)
+        found = _find_in_structures(key, library)
+        if found is not None:
+            return found
+    elif library is not None:
         found = library.find(key)
         if found is not None:
             return found
@@ -140,6 +144,21 @@ def resolve_phase(key: Any, library=None):
 _PHASES_BY_KEY: dict[str, Any] = {}
 
 
+def _find_in_structures(key: str, structures: Mapping[str, Any]):
+    if key in structures:
+        return _phase_for_structure(structures[key], key)
+    from labos.domain import parse_formula
+
+    try:
+        reduced = parse_formula(key)
+    except LabosError:
+        return None
+    for name, structure in structures.items():
+        if structure.composition.reduced_formula == reduced:
+            return _phase_for_structure(structure, name)
+    return None
+
+
 def _phase_for_structure(structure, name: str | None = None):
     from labos.models.xrd.crystal import CrystalPhase, _structure_key
 
@@ -160,7 +179,7 @@ def _demo_structures() -> dict:
 
 
 def expected_counts(
-    phases: Mapping[Any, float | SimPhase],
+    phases: Mapping[Any, float | SimPhase] | Iterable[tuple[Any, float | SimPhase]],
     instrument: Instrument | None = None,
     library=None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -175,17 +194,21 @@ def expected_counts(
     )
 
     inst = instrument or Instrument()
-    if not phases:
+    pairs = list(phases.items()) if isinstance(phases, Mapping) else list(phases)
+    if not pairs:
         raise XRDSimulationError("no phases to simulate")
-    specs = {k: (v if isinstance(v, SimPhase) else SimPhase(fraction=float(v))) for k, v in phases.items()}
-    total = sum(s.fraction for s in specs.values())
+    try:
+        specs = [(k, v if isinstance(v, SimPhase) else SimPhase(fraction=float(v))) for k, v in pairs]
+    except (TypeError, ValueError) as exc:
+        raise XRDSimulationError(f"phases must map a phase to a weight fraction: {exc}") from None
+    total = sum(s.fraction for _, s in specs)
     if total <= 0:
         raise XRDSimulationError("the phase fractions sum to zero")
     if total > 1.0 + 1e-6:
         raise XRDSimulationError(f"phase fractions sum to {total:.4f}, more than 1")
     x = inst.grid()
     profile = inst.profile()
-    resolved = [(resolve_phase(k, library), s) for k, s in specs.items()]
+    resolved = [(resolve_phase(k, library), s) for k, s in specs]
     zmv = [p.zmv for p, _ in resolved]
     scales = scales_from_weights([s.fraction for _, s in resolved], zmv)
     parts: dict[str, np.ndarray] = {}
@@ -226,7 +249,7 @@ def expected_counts(
 
 
 def synthesize(
-    phases: Mapping[Any, float | SimPhase],
+    phases: Mapping[Any, float | SimPhase] | Iterable[tuple[Any, float | SimPhase]],
     instrument: Instrument | None = None,
     seed: int = 0,
     library=None,
@@ -234,8 +257,10 @@ def synthesize(
     """A measured-looking pattern of a sample with these phases at these weight fractions.
 
     ``phases`` maps a phase (name or formula found in ``library`` or the demo structures, a pymatgen
-    Structure, or a CrystalPhase) to a weight fraction or a :class:`SimPhase`. Fractions summing to
-    less than 1 leave the rest as amorphous matter (a hump). Deterministic for a seed.
+    Structure, or a CrystalPhase) to a weight fraction or a :class:`SimPhase`; pymatgen Structures
+    are not hashable, so give them as a list of (structure, fraction) pairs, or give names and
+    ``library`` = a name → Structure mapping (or a PhaseLibrary). Fractions summing to less than 1
+    leave the rest as amorphous matter (a hump). Deterministic for a seed.
     """
     inst = instrument or Instrument()
     x, expected, _ = expected_counts(phases, inst, library)

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from labos.cli.common import console, emit_json, fail
-from labos.cli.console_common import DbOption, JsonOption, ago, cli_actor, listing, pct, session, status, table
+from labos.cli.console_common import (
+    DbOption,
+    JsonOption,
+    ago,
+    cli_actor,
+    listing,
+    pct,
+    session,
+    status,
+    table,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Campaigns: progress, targets, experiments; submit new ones.")
 
@@ -25,11 +35,27 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
         items,
         lambda: table(
             "Campaigns",
-            ["id", "name", "status", ("made", {"justify": "right"}), ("exps", {"justify": "right"}),
-             ("running", {"justify": "right"}), ("success", {"justify": "right"}), "updated"],
             [
-                (c.id, c.name, status(c.status), f"{c.n_succeeded}/{c.n_targets}", c.n_experiments, c.n_running,
-                 pct(c.success_rate), ago(c.updated_at))
+                "id",
+                "name",
+                "status",
+                ("made", {"justify": "right"}),
+                ("exps", {"justify": "right"}),
+                ("running", {"justify": "right"}),
+                ("success", {"justify": "right"}),
+                "updated",
+            ],
+            [
+                (
+                    c.id,
+                    c.name,
+                    status(c.status),
+                    f"{c.n_succeeded}/{c.n_targets}",
+                    c.n_experiments,
+                    c.n_running,
+                    pct(c.success_rate),
+                    ago(c.updated_at),
+                )
                 for c in items
             ],
         ),
@@ -46,20 +72,51 @@ def show(campaign_id: str, db: DbOption = None, as_json: JsonOption = False) -> 
     if as_json:
         emit_json(c.model_dump(mode="json"))
         return
-    console.print(f"[bold]{c.name}[/] ({c.id}) {status(c.status)} — {c.n_succeeded}/{c.n_targets} targets made, "
-                  f"{c.n_experiments} experiments, {c.n_running} in progress")
+    console.print(
+        f"[bold]{c.name}[/] ({c.id}) {status(c.status)} — {c.n_succeeded}/{c.n_targets} targets made, "
+        f"{c.n_experiments} experiments, {c.n_running} in progress"
+    )
     table(
         "Targets",
-        ["target", "status", ("exps", {"justify": "right"}), ("best", {"justify": "right"}), "best experiment"],
-        [(t.formula, status("succeeded" if t.succeeded else t.status), t.n_experiments, pct(t.best_fraction),
-          t.best_experiment_id) for t in c.targets],
+        [
+            "target",
+            "status",
+            ("exps", {"justify": "right"}),
+            ("best", {"justify": "right"}),
+            "best experiment",
+        ],
+        [
+            (
+                t.formula,
+                status("succeeded" if t.succeeded else t.status),
+                t.n_experiments,
+                pct(t.best_fraction),
+                t.best_experiment_id,
+            )
+            for t in c.targets
+        ],
     )
     table(
         "Latest experiments",
-        ["id", "target", "status", "precursors", ("T max", {"justify": "right"}), ("yield", {"justify": "right"})],
-        [(e.id, e.target_formula, status(e.status), " + ".join(e.precursors),
-          f"{e.max_temperature_c:.0f} °C" if e.max_temperature_c is not None else None, pct(e.target_fraction))
-         for e in c.experiments[:25]],
+        [
+            "id",
+            "target",
+            "status",
+            "precursors",
+            ("T max", {"justify": "right"}),
+            ("yield", {"justify": "right"}),
+        ],
+        [
+            (
+                e.id,
+                e.target_formula,
+                status(e.status),
+                " + ".join(e.precursors),
+                f"{e.max_temperature_c:.0f} °C" if e.max_temperature_c is not None else None,
+                pct(e.target_fraction),
+            )
+            for e in c.experiments[:25]
+        ],
     )
 
 
@@ -77,8 +134,12 @@ def _read_targets(path: Path) -> list[str]:
 @app.command()
 def submit(
     name: Annotated[str, typer.Argument(help="a name for the campaign")],
-    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="a target formula (repeatable)")] = None,
-    targets_file: Annotated[Path | None, typer.Option("--targets", help="file with one formula per line")] = None,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="a target formula (repeatable)")
+    ] = None,
+    targets_file: Annotated[
+        Path | None, typer.Option("--targets", help="file with one formula per line")
+    ] = None,
     budget: Annotated[int, typer.Option(help="experiments allowed per target")] = 10,
     db: DbOption = None,
     as_json: JsonOption = False,

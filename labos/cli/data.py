@@ -104,7 +104,9 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         ) from None
 
 
-def fetch_dataset(name: str, *, source_dir: Path | None = None, force: bool = False, timeout: float = 60.0) -> Path:
+def fetch_dataset(
+    name: str, *, source_dir: Path | None = None, force: bool = False, timeout: float = 60.0
+) -> Path:
     """Install one dataset under the datasets folder after checking its sha256; returns its path."""
     from labos.config import get_settings
     from labos.errors import DataMissingError, LabosError
@@ -145,8 +147,16 @@ def list_datasets(json_out: bool = typer.Option(False, "--json", help="print JSO
 
     root = get_settings().datasets
     rows = [
-        {"name": n, "path": str(root / d.path), "status": _status(d, root), "url": d.url, "sha256": d.sha256,
-         "size": d.size, "description": d.description, "licence": d.licence}
+        {
+            "name": n,
+            "path": str(root / d.path),
+            "status": _status(d, root),
+            "url": d.url,
+            "sha256": d.sha256,
+            "size": d.size,
+            "description": d.description,
+            "licence": d.licence,
+        }
         for n, d in DATASETS.items()
     ]
     if json_out:

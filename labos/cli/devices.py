@@ -23,16 +23,37 @@ def _rows(db: str | None):
 def _show(items) -> None:
     table(
         "Devices",
-        ["device", "role", "state", "doing", ("slots", {"justify": "right"}), ("busy", {"justify": "right"}),
-         ("jobs", {"justify": "right"}), "fault"],
-        [(d.name, d.role, status(d.state), d.holder or "idle", f"{d.occupied}/{d.slots}" if d.slots else None,
-          pct(d.utilisation), d.grants, d.fault) for d in items],
+        [
+            "device",
+            "role",
+            "state",
+            "doing",
+            ("slots", {"justify": "right"}),
+            ("busy", {"justify": "right"}),
+            ("jobs", {"justify": "right"}),
+            "fault",
+        ],
+        [
+            (
+                d.name,
+                d.role,
+                status(d.state),
+                d.holder or "idle",
+                f"{d.occupied}/{d.slots}" if d.slots else None,
+                pct(d.utilisation),
+                d.grants,
+                d.fault,
+            )
+            for d in items
+        ],
     )
 
 
 @app.command("list")
 def list_(
-    watch: Annotated[float, typer.Option(help="refresh every N seconds until Ctrl-C (0: print once)", min=0)] = 0,
+    watch: Annotated[
+        float, typer.Option(help="refresh every N seconds until Ctrl-C (0: print once)", min=0)
+    ] = 0,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -65,5 +86,12 @@ def positions(
 
     with session(db) as s:
         items = [p for p in labgate.positions(s) if p.occupant or not occupied]
-    listing(as_json, items, lambda: table("Positions", ["position", "group", "device", "sample", "booked by"],
-                                          [(p.name, p.group, p.device, p.occupant, p.holder) for p in items]))
+    listing(
+        as_json,
+        items,
+        lambda: table(
+            "Positions",
+            ["position", "group", "device", "sample", "booked by"],
+            [(p.name, p.group, p.device, p.occupant, p.holder) for p in items],
+        ),
+    )

@@ -18,7 +18,9 @@ def events(
     kind: Annotated[str | None, typer.Option(help="kind prefix, e.g. task. or intervention.")] = None,
     subject: Annotated[str | None, typer.Option(help="only events about this subject")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events until Ctrl-C")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new events until Ctrl-C")
+    ] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -37,11 +39,16 @@ def events(
                 typer.echo(e.model_dump_json())
             else:
                 data = ", ".join(f"{k}={v}" for k, v in list(e.data.items())[:5])
-                console.print(f"[dim]{e.at:%H:%M:%S}[/] #{e.id} [bold]{e.kind}[/] {e.subject or ''} [dim]{data}[/]")
+                console.print(
+                    f"[dim]{e.at:%H:%M:%S}[/] #{e.id} [bold]{e.kind}[/] {e.subject or ''} [dim]{data}[/]"
+                )
 
     if not follow:
-        table("Events", ["id", "at", "kind", "subject", "data"],
-              [(e.id, f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, e.subject, str(e.data)[:120]) for e in items])
+        table(
+            "Events",
+            ["id", "at", "kind", "subject", "data"],
+            [(e.id, f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, e.subject, str(e.data)[:120]) for e in items],
+        )
         return
     show(items)
     last = items[-1].id if items else 0

@@ -57,7 +57,9 @@ def xrd(
 @app.command("plots")
 def plots_(
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNG files")],
-    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="experiment id (repeatable)")] = None,
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="experiment id (repeatable)")
+    ] = None,
     campaign: Campaign = None,
     db: DbOption = None,
 ) -> None:

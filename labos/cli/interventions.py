@@ -29,8 +29,19 @@ def list_(
         lambda: table(
             "Interventions",
             ["id", "kind", "status", "level", "message", "options", "answered", "raised"],
-            [(i.id, i.kind, status(i.status), i.level, i.message, " | ".join(i.options),
-              f"{i.answer} by {i.answered_by}" if i.answer else None, ago(i.created_at)) for i in items],
+            [
+                (
+                    i.id,
+                    i.kind,
+                    status(i.status),
+                    i.level,
+                    i.message,
+                    " | ".join(i.options),
+                    f"{i.answer} by {i.answered_by}" if i.answer else None,
+                    ago(i.created_at),
+                )
+                for i in items
+            ],
         ),
     )
 
@@ -52,7 +63,9 @@ def _values(pairs: list[str]) -> dict[str, object]:
 def answer(
     intervention_id: str,
     option: Annotated[str, typer.Argument(help="one of the intervention's options")],
-    value: Annotated[list[str] | None, typer.Option("--value", "-v", help="key=value the answer needs")] = None,
+    value: Annotated[
+        list[str] | None, typer.Option("--value", "-v", help="key=value the answer needs")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="a note for the audit log")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -64,8 +77,15 @@ def answer(
     values = _values(value or [])
     with session(db) as s:
         result = labgate.answer(s, intervention_id, option, user=actor, values=values)
-        audit.record(s, "intervention.answer", username=actor, subject=intervention_id, answer=option,
-                     values=values or None, note=note)
+        audit.record(
+            s,
+            "intervention.answer",
+            username=actor,
+            subject=intervention_id,
+            answer=option,
+            values=values or None,
+            note=note,
+        )
     if as_json:
         emit_json(result.model_dump(mode="json"))
     else:

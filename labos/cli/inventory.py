@@ -24,11 +24,25 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
         items,
         lambda: table(
             "Inventory",
-            ["precursor", "lot", ("stock g", {"justify": "right"}), ("refill below g", {"justify": "right"}), "state",
-             "location"],
-            [(x.formula, x.lot, f"{x.stock_mg / 1000:.2f}", f"{x.low_mg / 1000:.2f}",
-              "[red]empty[/]" if x.stock_mg <= 0 else "[yellow]low[/]" if x.low else "[green]ok[/]", x.location)
-             for x in items],
+            [
+                "precursor",
+                "lot",
+                ("stock g", {"justify": "right"}),
+                ("refill below g", {"justify": "right"}),
+                "state",
+                "location",
+            ],
+            [
+                (
+                    x.formula,
+                    x.lot,
+                    f"{x.stock_mg / 1000:.2f}",
+                    f"{x.low_mg / 1000:.2f}",
+                    "[red]empty[/]" if x.stock_mg <= 0 else "[yellow]low[/]" if x.low else "[green]ok[/]",
+                    x.location,
+                )
+                for x in items
+            ],
         ),
     )
 

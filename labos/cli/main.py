@@ -38,6 +38,7 @@ SUBCOMMANDS: dict[str, str] = {
     "targets": "labos.cli.targets",
     "data": "labos.cli.data",
     "plan": "labos.cli.plan",
+    "xrd": "labos.cli.xrd",
 }
 
 for _name, _module in SUBCOMMANDS.items():

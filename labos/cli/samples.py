@@ -30,9 +30,27 @@ def list_(
         items,
         lambda: table(
             f"Samples ({len(items)} of {total})",
-            ["id", "position", "container", "experiment", "target", ("moves", {"justify": "right"}), "last move"],
-            [(x.id, x.position, x.container, x.experiment_id, x.target_formula, x.n_moves, ago(x.last_moved_at))
-             for x in items],
+            [
+                "id",
+                "position",
+                "container",
+                "experiment",
+                "target",
+                ("moves", {"justify": "right"}),
+                "last move",
+            ],
+            [
+                (
+                    x.id,
+                    x.position,
+                    x.container,
+                    x.experiment_id,
+                    x.target_formula,
+                    x.n_moves,
+                    ago(x.last_moved_at),
+                )
+                for x in items
+            ],
         ),
     )
 
@@ -47,13 +65,28 @@ def show(sample_id: str, db: DbOption = None, as_json: JsonOption = False) -> No
     if as_json:
         emit_json(x.model_dump(mode="json"))
         return
-    console.print(f"[bold]{x.id}[/] {x.container} at [bold]{x.position}[/] (experiment {x.experiment_id or '—'})")
-    table("History", ["when", "position", "cause"], [(h.at.strftime("%Y-%m-%d %H:%M:%S"), h.position, h.cause)
-                                                      for h in x.history])
+    console.print(
+        f"[bold]{x.id}[/] {x.container} at [bold]{x.position}[/] (experiment {x.experiment_id or '—'})"
+    )
+    table(
+        "History",
+        ["when", "position", "cause"],
+        [(h.at.strftime("%Y-%m-%d %H:%M:%S"), h.position, h.cause) for h in x.history],
+    )
     L = x.lineage
-    table("Precursors", ["precursor", ("planned mg", {"justify": "right"}), ("weighed mg", {"justify": "right"}), "lots"],
-          [(d["precursor"], d.get("planned_mg"), d.get("weighed_mg"),
-            ", ".join(f"{lot['lot']} ({lot['mg']} mg)" for lot in d.get("lots") or [])) for d in L.doses])
+    table(
+        "Precursors",
+        ["precursor", ("planned mg", {"justify": "right"}), ("weighed mg", {"justify": "right"}), "lots"],
+        [
+            (
+                d["precursor"],
+                d.get("planned_mg"),
+                d.get("weighed_mg"),
+                ", ".join(f"{lot['lot']} ({lot['mg']} mg)" for lot in d.get("lots") or []),
+            )
+            for d in L.doses
+        ],
+    )
     for o in L.outcomes:
         console.print(f"outcome ({o.source}): target {100 * o.target_fraction:.0f}% file {o.xrd_file or '—'}")
     for p in L.provenance:

@@ -24,9 +24,13 @@ def _loopback(host: str) -> bool:
 
 @app.callback(invoke_without_command=True)
 def serve(
-    host: Annotated[str, typer.Option(help="address to listen on; keep 127.0.0.1 unless behind a TLS proxy")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="address to listen on; keep 127.0.0.1 unless behind a TLS proxy")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    secure_cookies: Annotated[bool, typer.Option(help="mark the session cookie Secure (serving over HTTPS)")] = False,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="mark the session cookie Secure (serving over HTTPS)")
+    ] = False,
     session_hours: Annotated[float, typer.Option(help="browser session lifetime", min=0.1, max=720)] = 12.0,
     db: DbOption = None,
 ) -> None:
@@ -40,11 +44,15 @@ def serve(
     app_ = create_app(url, secure_cookies=secure_cookies, session_ttl_hours=session_hours)
     with session_scope(app_.state.console.factory) as s:
         if accounts.count_users(s) == 0:
-            err_console.print("[yellow]no users yet:[/] create an admin with `labos users add NAME --role admin`")
+            err_console.print(
+                "[yellow]no users yet:[/] create an admin with `labos users add NAME --role admin`"
+            )
     if not _loopback(host):
         err_console.print(
             f"[yellow]warning:[/] listening on {host} exposes the console beyond this machine; put it behind "
             "a TLS-terminating proxy and pass --secure-cookies"
         )
     console.print(f"labos console on http://{host}:{port}/ (database {url.split('@')[-1]})")
-    uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3, proxy_headers=False)
+    uvicorn.run(
+        app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3, proxy_headers=False
+    )

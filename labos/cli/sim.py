@@ -55,7 +55,9 @@ def _parse_masses(items: list[str]) -> dict[str, float]:
 
 @app.command("synthesize")
 def synthesize(
-    precursor: list[str] = typer.Option(..., "-p", "--precursor", help="FORMULA=MG, repeat for each precursor"),
+    precursor: list[str] = typer.Option(
+        ..., "-p", "--precursor", help="FORMULA=MG, repeat for each precursor"
+    ),
     temperature_c: float = typer.Option(..., "--temperature", "-T", help="dwell temperature, °C"),
     dwell_min: float = typer.Option(240.0, "--dwell-min", help="dwell time, min"),
     ramp: float = typer.Option(10.0, "--ramp", help="heating ramp, °C/min"),
@@ -95,7 +97,9 @@ def replay_dataset(
     out: Path = typer.Option(..., "--out", help="JSON file to write"),
     seed: int = typer.Option(0, "--seed", help="world seed (hidden kinetics)"),
     chemistry: str = typer.Option("auto", "--chemistry", help=CHEM_HELP),
-    temperatures: str = typer.Option("600,700,800,900,1000,1100", "--temperatures", help="°C, comma separated"),
+    temperatures: str = typer.Option(
+        "600,700,800,900,1000,1100", "--temperatures", help="°C, comma separated"
+    ),
     hold_h: float = typer.Option(4.0, "--hold-h", help="dwell time, hours"),
     max_size: int = typer.Option(None, "--max-size", help="largest precursor set (default: elements + 1)"),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary"),
@@ -119,7 +123,9 @@ def replay_dataset(
             from labos.simulator.targets import benchmark_inventory
 
             inventory = benchmark_inventory(world.thermo)
-        data = export_replay(world, target, inventory, temperatures_c=temps, hold_time_h=hold_h, max_size=max_size)
+        data = export_replay(
+            world, target, inventory, temperatures_c=temps, hold_time_h=hold_h, max_size=max_size
+        )
         write_replay(data, out)
         return {**summarize(data), "chemistry": chem, "seed": seed, "out": str(out)}
 

@@ -26,11 +26,14 @@ def _read_inventory(spec: str | None) -> list[str] | None:
 def screen_cmd(
     file: Path = typer.Argument(..., help="summary CSV (GNoME/MP format), folder of CIFs, or text list"),
     max_ehull: float = typer.Option(0.05, "--max-ehull", help="largest energy above hull, eV/atom"),
-    inventory: str = typer.Option(None, "--inventory", help="precursor formulas: a file (one per line) or A,B,C"),
+    inventory: str = typer.Option(
+        None, "--inventory", help="precursor formulas: a file (one per line) or A,B,C"
+    ),
     hazardous: str = typer.Option("", "--exclude", help="extra excluded elements, e.g. Pb,Cd,Hg"),
     air: bool = typer.Option(True, "--air/--no-air", help="check reactions with O2, CO2, H2O at room T"),
     source: list[str] = typer.Option(None, "--source", help="energy sources (default: MP summary + exp)"),
     estimate: bool = typer.Option(False, "--estimate", help="use the composition model for uncovered phases"),
+    chgnet: bool = typer.Option(False, "--chgnet", help="CIF targets: energies from CHGNet (labos[chgnet])"),
     only_accepted: bool = typer.Option(False, "--accepted", help="list accepted targets only"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -41,7 +44,7 @@ def screen_cmd(
     from labos.models.thermo import ThermoDB, read_targets, screen
 
     try:
-        cands = read_targets(file)
+        cands = read_targets(file, energies="chgnet" if chgnet else None)
         db = None
         if source:
             db = ThermoDB.from_sources(source)

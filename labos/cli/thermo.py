@@ -10,7 +10,9 @@ from labos.cli.common import console, emit_json, fail
 
 app = typer.Typer(no_args_is_help=True, help="Thermodynamics: reaction energies, Gibbs energies, hulls.")
 
-SOURCE_HELP = "energy source in priority order (exp, calc, mp, a summary .csv, a CIF folder); default: embedded"
+SOURCE_HELP = (
+    "energy source in priority order (exp, calc, mp, a summary .csv, a CIF folder); default: embedded"
+)
 ATM_HELP = "atmosphere: air, O2, N2, Ar, CO2, H2/Ar, vacuum, air_co2_rich, standard"
 
 
@@ -113,7 +115,9 @@ def ehull(
         emit_json({"formula": formula, "temperature_c": temperature_c} | s)
         return
     products = " + ".join(f"{v:.3f} {k}" for k, v in s["decomposition"].items())
-    console.print(f"{formula}: {s['e_above_hull']:.4f} eV/atom above hull → {products} (source {s['source']})")
+    console.print(
+        f"{formula}: {s['e_above_hull']:.4f} eV/atom above hull → {products} (source {s['source']})"
+    )
 
 
 @app.command("pairs")
@@ -160,8 +164,14 @@ def melting(formula: str, json_out: bool = typer.Option(False, "--json", help="p
     info = _guard(lambda: melting_info(formula))
     if info is None:
         fail(f"no melting point tabulated for {formula} (see models/thermo/data/melting_points.csv)")
-    out = {"formula": info.formula, "temperature_c": info.temperature_k - 273.15, "temperature_k": info.temperature_k,
-           "kind": info.kind, "source": info.source, "note": info.note}
+    out = {
+        "formula": info.formula,
+        "temperature_c": info.temperature_k - 273.15,
+        "temperature_k": info.temperature_k,
+        "kind": info.kind,
+        "source": info.source,
+        "note": info.note,
+    }
     if json_out:
         emit_json(out)
         return
@@ -171,8 +181,12 @@ def melting(formula: str, json_out: bool = typer.Option(False, "--json", help="p
 @bench_app.command("thermo")
 def bench_thermo(
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
-    limit: int = typer.Option(0, "--limit", help="check e_above_hull on at most this many MP entries (0: all)"),
-    skip_model: bool = typer.Option(False, "--skip-model", help="do not train/evaluate the composition model"),
+    limit: int = typer.Option(
+        0, "--limit", help="check e_above_hull on at most this many MP entries (0: all)"
+    ),
+    skip_model: bool = typer.Option(
+        False, "--skip-model", help="do not train/evaluate the composition model"
+    ),
     repeats: int = typer.Option(5, "--repeats", help="phase-diagram builds per system size"),
 ) -> None:
     """Phase-diagram build times, e_above_hull agreement with the MP file, composition-model MAE."""

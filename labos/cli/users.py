@@ -13,7 +13,9 @@ from labos.cli.console_common import DbOption, JsonOption, ago, cli_actor, listi
 
 app = typer.Typer(no_args_is_help=True, help="Console users and API tokens (roles: viewer, operator, admin).")
 RoleOption = Annotated[str, typer.Option("--role", "-r", help="viewer, operator or admin")]
-PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="read the password from standard input")
+]
 
 
 def _password(from_stdin: bool) -> str:
@@ -30,7 +32,9 @@ def _password(from_stdin: bool) -> str:
 
 
 @app.command()
-def add(name: str, role: RoleOption = "viewer", password_stdin: PasswordStdin = False, db: DbOption = None) -> None:
+def add(
+    name: str, role: RoleOption = "viewer", password_stdin: PasswordStdin = False, db: DbOption = None
+) -> None:
     """Add a user (the first one should be an admin)."""
     from labos.web import accounts
 
@@ -48,9 +52,15 @@ def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
 
     with session(db) as s:
         items = [UserOut.model_validate(u) for u in accounts.list_users(s)]
-    listing(as_json, items, lambda: table("Users", ["user", "role", "active", "last sign-in"],
-                                          [(u.username, u.role, "yes" if u.active else "[red]no[/]", ago(u.last_login_at))
-                                           for u in items]))
+    listing(
+        as_json,
+        items,
+        lambda: table(
+            "Users",
+            ["user", "role", "active", "last sign-in"],
+            [(u.username, u.role, "yes" if u.active else "[red]no[/]", ago(u.last_login_at)) for u in items],
+        ),
+    )
 
 
 def _update(name: str, db: str | None, **changes) -> None:
@@ -62,7 +72,9 @@ def _update(name: str, db: str | None, **changes) -> None:
 
 
 @app.command("set-role")
-def set_role(name: str, role: Annotated[str, typer.Argument(help="viewer, operator or admin")], db: DbOption = None) -> None:
+def set_role(
+    name: str, role: Annotated[str, typer.Argument(help="viewer, operator or admin")], db: DbOption = None
+) -> None:
     """Change a user's role (their sessions end)."""
     _update(name, db, role=role)
 

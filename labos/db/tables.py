@@ -7,3 +7,4 @@ from labos.db import records  # noqa: F401
 from labos.web import records as web_records  # noqa: F401
 from labos.planners import store as planner_store  # noqa: F401
 from labos.lab import records as lab_records  # noqa: F401
+from labos.campaign import records as campaign_records  # noqa: F401

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,6 +190,13 @@ class LabConfig(_Model):
         default_factory=dict, description="position group -> arm that moves samples into it"
     )
     xrd_dir: str | None = Field(default=None, description="where diffraction files are kept")
+    buffer: str | None = Field(
+        default="storage", description="position group where waiting samples are parked to break a stall"
+    )
+
+    @property
+    def buffer_group(self) -> str | None:
+        return self.buffer if self.buffer and self.has_group(self.buffer) else None
 
     @model_validator(mode="after")
     def _consistent(self) -> LabConfig:
@@ -211,20 +219,35 @@ class LabConfig(_Model):
             raise ValueError("inventory lists the same formula and lot twice")
         return self
 
-    # ---- derived views
+    # ---- derived views (cached: a configuration does not change while a lab runs)
 
-    def all_groups(self) -> list[PositionGroup]:
+    @cached_property
+    def _groups(self) -> tuple[PositionGroup, ...]:
         out = list(self.positions)
         for d in self.devices:
             if d.lab.slots:
                 out.append(
                     PositionGroup(group=d.slot_group, capacity=d.lab.slots, holds=d.lab.holds, device=d.name)
                 )
+        return tuple(out)
+
+    @cached_property
+    def _by_group(self) -> dict[str, list[PositionGroup]]:
+        out: dict[str, list[PositionGroup]] = {}
+        for g in self._groups:
+            out.setdefault(g.group, []).append(g)
         return out
+
+    @cached_property
+    def _devices(self) -> dict[str, DeviceEntry]:
+        return {d.name: d for d in self.devices}
+
+    def all_groups(self) -> list[PositionGroup]:
+        return list(self._groups)
 
     def groups(self, name: str) -> list[PositionGroup]:
         """Every slot set of position group ``name`` (several when devices share a group)."""
-        return [g for g in self.all_groups() if g.group == name]
+        return list(self._by_group.get(name, ()))
 
     def has_group(self, name: str) -> bool:
         return bool(self.groups(name))
@@ -237,10 +260,10 @@ class LabConfig(_Model):
         return next((g.group for g in self.all_groups() if g.prefix == prefix), None)
 
     def device(self, name: str) -> DeviceEntry:
-        for d in self.devices:
-            if d.name == name:
-                return d
-        raise ConfigError(f"lab {self.name!r} has no device {name!r}")
+        try:
+            return self._devices[name]
+        except KeyError:
+            raise ConfigError(f"lab {self.name!r} has no device {name!r}") from None
 
     def by_role(self, role: str) -> list[DeviceEntry]:
         return [d for d in self.devices if d.role == role]

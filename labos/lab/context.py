@@ -14,12 +14,15 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import insert
+
+from labos.db.base import utcnow
 from labos.drivers.errors import DeviceError, DeviceFault, DeviceTimeout
 from labos.lab import journal
 from labos.lab.events import emit
 from labos.lab.interventions import ClearDeviceFault, ConfirmStep, Intervention, raise_intervention
 from labos.lab.journal import StepLog
-from labos.lab.records import FurnaceRunRow
+from labos.lab.records import FurnaceRunRow, JournalRow
 from labos.lab.resources import set_device_state
 from labos.lab.store import jsonable
 from labos.lab.transitions import wait_operator
@@ -88,6 +91,9 @@ class StepContext:
         self.cfg = engine.cfg
         self.owner = owner
         self.log = log
+        # Records of idempotent steps, written with this owner's next transaction (write-behind):
+        # losing them in a crash only means the harmless step runs again.
+        self._pending: list[tuple[JournalRow, dict, Any]] = []
 
     # ---- time
 
@@ -154,7 +160,8 @@ class StepContext:
             tries += 1
             payload = data() if callable(data) else dict(data or {})
             payload = jsonable(payload)
-            self._write(name, attempt, "intent", effect=effect, data=payload)
+            if not idempotent:
+                self._write(name, attempt, "intent", effect=effect, data=payload)
             try:
                 result = yield from self.call(action, payload, expected_min=expected_min)
             except DeviceError as exc:
@@ -177,7 +184,10 @@ class StepContext:
                 continue  # unreachable: _device_failed raises
             self.engine.crash_point(self.owner, name, "acted")
             result = jsonable(result)
-            self._commit_done(name, attempt, effect, payload, result)
+            if idempotent:
+                self._defer(name, attempt, effect, payload, result)
+            else:
+                self._commit_done(name, attempt, effect, payload, result)
             return result
 
     def _verify(self, name: str, st: journal.StepState, verify: Verify | None) -> Verdict:
@@ -190,15 +200,41 @@ class StepContext:
 
     # ---- journal writes
 
+    def flush_into(self, session) -> None:
+        """Write the deferred records (and their effects) in the caller's transaction."""
+        if self._pending:
+            cols = ("owner", "step", "attempt", "phase", "effect", "data", "lab_t", "at")
+            session.execute(insert(JournalRow), [{c: getattr(r, c) for c in cols} for r, _, _ in self._pending])
+        for row, data, result in self._pending:
+            if row.phase == "done":
+                journal.apply_effect(session, row.effect, self.owner, data, result, row.lab_t,
+                                     f"{self.cause} ({self.owner})")
+
+    def committed(self) -> None:
+        self._pending.clear()
+
+    def transact(self, fn) -> Any:
+        """Run ``fn(session)`` in one transaction together with the deferred records."""
+
+        def both(session):
+            self.flush_into(session)
+            return fn(session)
+
+        out = self.engine.store.run(both)
+        self.committed()
+        return out
+
+    def _defer(self, step: str, attempt: int, effect: str | None, data: dict, result: Any) -> None:
+        row = JournalRow(owner=self.owner, step=step, attempt=attempt, phase="done", effect=effect,
+                         data={"result": result, "input": data}, lab_t=self.now, at=utcnow())
+        self._pending.append((row, data, result))
+        self.log.record(row)
+
     def _write(self, step: str, attempt: int, phase: str, *, effect: str | None = None, data: dict | None = None):
         now = self.now
-
-        def fn(session):
-            row = journal.write(session, self.owner, step, attempt, phase, effect=effect, data=data, lab_t=now)
-            self.engine.store.save_clock(session, now)
-            return row
-
-        row = self.engine.store.run(fn)
+        row = self.transact(
+            lambda session: journal.write(session, self.owner, step, attempt, phase, effect=effect, data=data, lab_t=now)
+        )
         self.log.record(row)
         self.engine.crash_point(self.owner, step, phase)
 
@@ -210,10 +246,9 @@ class StepContext:
             row = journal.write(session, self.owner, step, attempt, "done",
                                 data={"result": result, "recovered": recovered}, lab_t=now)
             journal.apply_effect(session, effect, self.owner, data, result, now, cause)
-            self.engine.store.save_clock(session, now)
             return row
 
-        row = self.engine.store.run(fn)
+        row = self.transact(fn)
         self.log.record(row)
         self.engine.crash_point(self.owner, step, "done")
 
@@ -227,7 +262,7 @@ class StepContext:
 
     def _event(self, kind: str, **data: Any) -> None:
         now = self.now
-        self.engine.store.run(lambda s: emit(s, kind, self.owner, lab_t=now, **data))
+        self.transact(lambda s: emit(s, kind, self.owner, lab_t=now, **data))
 
     # ---- asking the operator
 
@@ -240,7 +275,7 @@ class StepContext:
             self._park(session, row.id)
             return row.id
 
-        iid = self.engine.store.run(fn)
+        iid = self.transact(fn)
         self.engine.on_intervention(iid)
         raise OperatorWait(iid)
 
@@ -261,7 +296,7 @@ class StepContext:
             emit(session, "device.fault", device, lab_t=now, error=str(exc), code=jsonable(exc.code),
                  owner=self.owner)
 
-        self.engine.store.run(mark)
+        self.transact(mark)
         self._ask(ClearDeviceFault(device=device, error=str(exc), code=None if exc.code is None else str(exc.code),
                                    owner=self.owner, task_id=self.task_id))
 

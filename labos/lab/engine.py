@@ -120,7 +120,6 @@ class Engine:
                                                .distinct()) if w and w not in known}
             n = sum(release_worker(s, w) for w in set(dead) | orphans)
             emit(s, "lab.started", self.worker_id, lab_t=now, recovered=n, dead_workers=sorted(set(dead) | orphans))
-            self.store.save_clock(s, now)
 
         self.store.run(fn)
         self.env.process(self._loop())
@@ -157,7 +156,8 @@ class Engine:
     def _loop(self):
         while True:
             t0 = time.perf_counter()
-            dec = self.store.run(lambda s: self.dispatcher.dispatch(s, self.now))
+            idle = not self.active
+            dec = self.store.run(lambda s: self.dispatcher.dispatch(s, self.now, idle=idle))
             self.dispatch_s += time.perf_counter() - t0
             self.dispatches += 1
             self._heartbeat()
@@ -176,6 +176,9 @@ class Engine:
             yield self.env.any_of(waits)
             if self._kick.triggered:
                 self._kick = self.env.event()
+            else:  # woken by a timer or the poll: other processes may have answered something
+                self.dispatcher.esc_dirty = True
+                self.dispatcher.recheck = True
             yield self.env.timeout(0)  # let everything due at this instant finish first
 
     def _heartbeat(self) -> None:
@@ -205,12 +208,12 @@ class Engine:
         except OperatorWait:
             pass
         except TaskFailed as exc:
-            self._fail(info, str(exc))
+            self._fail(ctx, str(exc))
         except SimulatedCrash:
             raise
         except Exception as exc:  # a bug or bad data: the operator decides (retry/abort)
             log.exception("task %s failed", info.id)
-            self._task_error(info, exc)
+            self._task_error(ctx, exc)
         else:
             now = self.now
 
@@ -218,10 +221,10 @@ class Engine:
                 row = s.get(TaskRow, info.id)
                 finish_task(s, row, now, result=jsonable(result) if isinstance(result, dict) else None)
                 task.on_finish(s, row, now)
-                self.store.save_clock(s, now)
 
-            self.store.run(fin)
+            ctx.transact(fin)
             self.crash_point(info.id, "task", "finished")
+            task.after_commit(ctx)
         finally:
             self.active.pop(info.id, None)
             self.kick()
@@ -256,13 +259,13 @@ class Engine:
             self.active.pop(run_id, None)
             self.kick()
 
-    def _fail(self, info: TaskInfo, reason: str) -> None:
-        now = self.now
-        self.store.run(lambda s: abort_experiment(s, info.experiment_id, reason=reason, now_s=now,
-                                                  sample_to=None, sample_status="stranded", failed_task=info.id))
+    def _fail(self, ctx: TaskContext, reason: str) -> None:
+        now, info = self.now, ctx.task
+        ctx.transact(lambda s: abort_experiment(s, info.experiment_id, reason=reason, now_s=now, sample_to=None,
+                                                sample_status="stranded", failed_task=info.id))
 
-    def _task_error(self, info: TaskInfo, exc: Exception) -> None:
-        now = self.now
+    def _task_error(self, ctx: TaskContext, exc: Exception) -> None:
+        now, info = self.now, ctx.task
 
         def fn(s):
             row = raise_intervention(s, TaskError(task_id=info.id, error=f"{type(exc).__name__}: {exc}"), lab_t=now,
@@ -270,12 +273,19 @@ class Engine:
             wait_operator(s, info.id, row.id, now)
             return row.id
 
-        self.on_intervention(self.store.run(fn))
+        self.on_intervention(ctx.transact(fn))
 
     # ---- hooks used by tasks
 
     def on_intervention(self, intervention_id: str) -> None:
         log.info("operator intervention %s raised", intervention_id)
+        self.dispatcher.esc_dirty = True
+
+    def notify_change(self) -> None:
+        """Something outside the engine changed the lab (an answer, pause/resume): look again."""
+        self.dispatcher.esc_dirty = True
+        self.dispatcher.recheck = True
+        self.kick()
 
     def crash_point(self, owner: str, step: str, phase: str) -> None:
         if self.crash_hook is not None:
@@ -305,6 +315,7 @@ class Engine:
         return out
 
     def after_report(self, exp_id: str) -> None:
+        """Hand the committed outcome to the campaign (callbacks and the SimPy outcome event)."""
         with self.store.factory() as s:
             outcomes = load_outcomes(s, exp_id)
         if not outcomes:

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from labos.db.base import utcnow
 from labos.db.records import EventRow
 
 # The kinds the lab OS writes (subject in brackets).
@@ -52,10 +54,27 @@ KINDS = (
 
 
 def emit(session: Session, event: str, subject: str | None = None, /, *, lab_t: float | None = None, **data: Any):
-    """Record one event in the caller's transaction (so it commits with the change it describes)."""
+    """Record one event in the caller's transaction (so it commits with the change it describes).
+
+    Events are buffered on the session and inserted in one statement just before it commits."""
     if lab_t is not None:
         data["lab_t"] = round(float(lab_t), 3)
-    return session.add(EventRow(kind=event, subject=subject, data=data))
+    session.info.setdefault(_BUFFER, []).append({"at": utcnow(), "kind": event, "subject": subject, "data": data})
+
+
+_BUFFER = "labos_lab_events"
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_events(session: Session) -> None:
+    rows = session.info.pop(_BUFFER, None)
+    if rows:
+        session.execute(insert(EventRow), rows)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_events(session: Session) -> None:
+    session.info.pop(_BUFFER, None)
 
 
 class Event(BaseModel):

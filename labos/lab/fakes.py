@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from labos.domain import HeatSegment, HeatStep
 from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout
 from labos.drivers.protocols import DoseResult, FurnaceStatus
-from labos.domain import HeatSegment, HeatStep
 
 Chemistry = Callable[[dict[str, float], HeatStep, str], dict[str, float]]
 
@@ -107,6 +107,14 @@ class Physics:
         return no_reaction(o["contents"], HeatStep(segments=[HeatSegment(ramp_c_per_min=1, target_c=25,
                                                                             dwell_min=0)]), "air")
 
+    def remove(self, position: str) -> str | None:
+        """An operator takes whatever is at ``position`` off the deck."""
+        oid = self.state["at"].pop(position, None)
+        if oid is not None:
+            self.record("removed", oid, position)
+            self.save()
+        return oid
+
     # ---- what tests ask
 
     def positions(self) -> dict[str, str]:
@@ -117,16 +125,23 @@ class Physics:
 
 
 class Faults:
-    """Scripted failures: ``inject("dose", DeviceBusy(...), times=1)`` fails the next call(s)."""
+    """Scripted failures: ``inject("dose", DeviceBusy(...), times=1)`` fails the next call(s)
+    before they act; ``after=True`` lets the call act and then fails it (a lost reply)."""
 
     def __init__(self) -> None:
         self.plan: dict[str, list[BaseException]] = {}
+        self.after: dict[str, list[BaseException]] = {}
 
-    def inject(self, method: str, error: BaseException, times: int = 1) -> None:
-        self.plan.setdefault(method, []).extend([error] * times)
+    def inject(self, method: str, error: BaseException, times: int = 1, *, after: bool = False) -> None:
+        (self.after if after else self.plan).setdefault(method, []).extend([error] * times)
 
     def check(self, method: str) -> None:
         queue = self.plan.get(method)
+        if queue:
+            raise queue.pop(0)
+
+    def check_after(self, method: str) -> None:
+        queue = self.after.get(method)
         if queue:
             raise queue.pop(0)
 
@@ -141,6 +156,9 @@ class _Fake:
     def _enter(self, method: str) -> None:
         self.calls.append(method)
         self.faults.check(method)
+
+    def _exit(self, method: str) -> None:
+        self.faults.check_after(method)
 
     def close(self) -> None:
         pass
@@ -196,6 +214,7 @@ class FakeDoser(_Fake):
         self.physics.record("dose", oid, powder, round(dosed, 4))
         self.physics.save()
         ok = abs(dosed - target_mg) <= target_mg * tolerance_pct / 100
+        self._exit("dose")
         return DoseResult(target_mg=target_mg, dosed_mg=dosed, within_tolerance=ok, raw=f"{dosed:.4f} mg")
 
 
@@ -224,6 +243,7 @@ class FakeArm(_Fake):
             o["container"] = "crucible"  # the powder is poured into a fresh crucible
         ph.record("move", oid, source, destination)
         ph.save()
+        self._exit("move")
 
 
 class FakeDoor(_Fake):
@@ -299,6 +319,7 @@ class FakeFurnace(_Fake):
         st["runs"] += 1
         self.physics.record("heat", self.name, list(st["load"]))
         self.physics.save()
+        self._exit("run_program")
 
     def reset_program(self) -> None:
         self._enter("reset_program")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from labos.drivers.errors import DeviceError, DeviceFault
 from labos.domain import HeatSegment, HeatStep
+from labos.drivers.errors import DeviceError, DeviceFault
 from labos.lab.context import StepContext, Verdict
 from labos.lab.events import emit
 from labos.lab.interventions import ConfirmStep
@@ -126,4 +126,4 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
             finish_task(s, t, now, result={"run": run_id})
         run.status = "unloading"
 
-    engine.store.run(finish)
+    ctx.transact(finish)

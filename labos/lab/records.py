@@ -45,7 +45,10 @@ class ResourceRow(Base):
     held_since_s: Mapped[float | None] = mapped_column(Float)
     busy_s: Mapped[float] = mapped_column(Float, default=0.0)  # total booked time (lab clock)
     grants: Mapped[int] = mapped_column(Integer, default=0)
-    __table_args__ = (Index("ix_lab_resources_kind_role", "kind", "role"),)
+    __table_args__ = (
+        Index("ix_lab_resources_kind_role", "kind", "role"),
+        Index("ix_lab_resources_role_occupant", "role", "occupant"),
+    )
 
 
 class TaskRow(Base):

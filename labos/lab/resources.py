@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, union_all, update
 from sqlalchemy.orm import Session
 
 from labos.lab.config import LabConfig
@@ -120,18 +121,47 @@ def _slot_order(name: str):
     return (head, int(tail)) if tail.isdigit() else (name, 0)
 
 
-SLOTS_PER_SET = 8  # free slots read per (group, device): enough for one dispatch
+SLOTS_PER_SET = 8  # free slots read per slot set (a group on one device): enough for one dispatch
 
 
-def free_rows(session: Session, store) -> list[Free]:
+def free_rows(session: Session, store, cfg: LabConfig | None = None) -> list[Free]:
     """Free devices (row-locked on PostgreSQL) and a few free slots of every slot set.
 
-    Slots are not locked here (a window query cannot be): :func:`book` re-checks each one with
-    a conditional update, so a slot another worker booked meanwhile is simply not granted."""
+    Slots are not locked here: :func:`book` re-checks each one with a conditional update, so a
+    slot another worker booked meanwhile is simply not granted."""
     dev = select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device).where(
         ResourceRow.kind == "device", ResourceRow.holder.is_(None), ResourceRow.state == "ok"
     )
     out = [Free(*r) for r in session.execute(store.locked(dev))]
+    out += [Free(*r) for r in session.execute(_slot_query(cfg) if cfg is not None else _slot_window())]
+    return out
+
+
+_SLOT_QUERIES: dict[int, Any] = {}
+
+
+def _slot_query(cfg: LabConfig):
+    """UNION ALL of one short indexed query per slot set (cached per configuration)."""
+    key = id(cfg)
+    stmt = _SLOT_QUERIES.get(key)
+    if stmt is None:
+        parts = []
+        for g in cfg.all_groups():
+            q = (
+                select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device)
+                .where(ResourceRow.role == g.group, ResourceRow.occupant.is_(None), ResourceRow.holder.is_(None),
+                       ResourceRow.kind == "slot", ResourceRow.state == "ok",
+                       ResourceRow.device == g.device if g.device else ResourceRow.device.is_(None))
+                .limit(SLOTS_PER_SET)
+                .subquery()
+            )
+            parts.append(select(q))
+        stmt = union_all(*parts) if len(parts) > 1 else parts[0]
+        _SLOT_QUERIES[key] = stmt
+    return stmt
+
+
+def _slot_window():
     rn = (
         func.row_number()
         .over(partition_by=(ResourceRow.role, ResourceRow.device), order_by=ResourceRow.name)
@@ -139,51 +169,57 @@ def free_rows(session: Session, store) -> list[Free]:
     )
     inner = (
         select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device, rn)
-        .where(
-            ResourceRow.kind == "slot",
-            ResourceRow.holder.is_(None),
-            ResourceRow.occupant.is_(None),
-            ResourceRow.state == "ok",
-        )
+        .where(ResourceRow.kind == "slot", ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None),
+               ResourceRow.state == "ok")
         .subquery()
     )
-    slots = select(inner.c.name, inner.c.kind, inner.c.role, inner.c.device).where(inner.c.rn <= SLOTS_PER_SET)
-    out += [Free(*r) for r in session.execute(slots)]
-    return out
+    return select(inner.c.name, inner.c.kind, inner.c.role, inner.c.device).where(inner.c.rn <= SLOTS_PER_SET)
 
 
 def book(session: Session, holder: str, names: list[str], now_s: float) -> bool:
-    """Book ``names`` for ``holder``; False (and nothing booked) if any is taken meanwhile."""
-    done = []
-    for name in sorted(names):
-        res = session.execute(
+    """Book ``names`` for ``holder`` in one statement; False (and nothing booked) if any of them
+    was taken meanwhile (only rows still free are updated, and the count must match)."""
+    if not names:
+        return True
+    names = sorted(set(names))
+    if session.bind.dialect.name == "postgresql":
+        got = session.scalars(
+            select(ResourceRow.name)
+            .where(ResourceRow.name.in_(names), ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
+            .with_for_update(skip_locked=True)
+        ).all()
+        if len(got) != len(names):
+            return False
+    res = session.execute(
+        update(ResourceRow)
+        .where(ResourceRow.name.in_(names), ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
+        .values(holder=holder, held_since_s=now_s, grants=ResourceRow.grants + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount == len(names):
+        return True
+    if res.rowcount:
+        session.execute(
             update(ResourceRow)
-            .where(ResourceRow.name == name, ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
-            .values(holder=holder, held_since_s=now_s, grants=ResourceRow.grants + 1)
+            .where(ResourceRow.name.in_(names), ResourceRow.holder == holder)
+            .values(holder=None, held_since_s=None, grants=ResourceRow.grants - 1)
             .execution_options(synchronize_session=False)
         )
-        if res.rowcount != 1:
-            if done:
-                session.execute(
-                    update(ResourceRow)
-                    .where(ResourceRow.name.in_(done), ResourceRow.holder == holder)
-                    .values(holder=None, held_since_s=None, grants=ResourceRow.grants - 1)
-                    .execution_options(synchronize_session=False)
-                )
-            return False
-        done.append(name)
-    return True
+    return False
 
 
 def release(session: Session, holder: str, names: list[str] | None, now_s: float) -> None:
     """Free what ``holder`` booked (all of it when ``names`` is None), adding to busy time."""
-    stmt = select(ResourceRow).where(ResourceRow.holder == holder)
+    stmt = update(ResourceRow).where(ResourceRow.holder == holder)
     if names is not None:
         stmt = stmt.where(ResourceRow.name.in_(names))
-    for row in session.scalars(stmt):
-        row.busy_s = (row.busy_s or 0.0) + max(0.0, now_s - (row.held_since_s or now_s))
-        row.holder = None
-        row.held_since_s = None
+    session.execute(
+        stmt.values(
+            busy_s=ResourceRow.busy_s + func.coalesce(now_s - ResourceRow.held_since_s, 0.0),
+            holder=None,
+            held_since_s=None,
+        ).execution_options(synchronize_session=False)
+    )
 
 
 def set_device_state(session: Session, name: str, state: str, detail: dict | None = None) -> None:

@@ -56,7 +56,7 @@ class Lab:
             self.store, cfg, devices or {}, env=env, analyzer=analyzer, threaded=threaded, worker_id=worker_id,
             poll_s=poll_s, unload_below_c=unload_below_c,
         )
-        self.api = LabAPI(self.store, on_change=self.engine.kick)
+        self.api = LabAPI(self.store, on_change=self.engine.notify_change)
 
     def setup(self) -> None:
         """Make the database know this lab's devices, slots and lots (idempotent)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from labos.domain import HeatStep, new_id
@@ -64,71 +64,103 @@ def task_info(t: TaskRow) -> TaskInfo:
     )
 
 
+@dataclass
+class Candidate:
+    """A ready task as the dispatcher reads it (plain columns, no ORM object)."""
+
+    id: str
+    kind: str
+    priority: float
+    ready_s: float | None
+    not_before_s: float | None
+    run_id: str | None
+    batch_key: str | None
+    params: dict
+    experiment_id: str
+
+
 class Dispatcher:
-    def __init__(self, store: Store, cfg: LabConfig, worker_id: str, *, scan_limit: int = 300):
+    def __init__(self, store: Store, cfg: LabConfig, worker_id: str, *, per_kind: int = 32):
         self.store = store
         self.cfg = cfg
         self.worker = worker_id
-        self.scan_limit = scan_limit
+        self.per_kind = per_kind  # ready tasks considered per task kind and dispatch
         self._furnace_of: dict[str, str] = {}  # run id -> furnace (runs never change furnace)
+        self._esc_due: float | None = None
+        self.esc_dirty = True  # set when an intervention is raised or answered
+        # Set when work may have been handed back (start, an operator's answer, a poll): then
+        # the dispatcher looks for resumable tasks and runs. Several workers: always look.
+        self.recheck = True
+        self._clock_saved = -1e18
 
-    def dispatch(self, s: Session, now: float) -> Decisions:
+    def dispatch(self, s: Session, now: float, *, idle: bool = False) -> Decisions:
+        """Decide what starts now. ``idle``: this worker runs nothing (a stall check is allowed)."""
         out = Decisions()
-        self.store.save_clock(s, now)
+        recheck = self.recheck or self.store.is_pg
+        if recheck or now - self._clock_saved >= 600.0:
+            st = self.store.state(s)
+            if st.clock_s < now:
+                st.clock_s = now
+            self._clock_saved = now
+            self._desired = st.desired
+        out.desired = self._desired
         faults = self.cfg.faults
-        out.escalated = [r.id for r in escalate_due(s, now, every_s=faults.escalate_after_min * 60,
-                                                      max_level=faults.escalate_max_level)]
-        out.wake(next_escalation_s(s))
-        out.desired = self.store.desired(s)
+        if self.esc_dirty or (self._esc_due is not None and now >= self._esc_due):
+            out.escalated = [r.id for r in escalate_due(s, now, every_s=faults.escalate_after_min * 60,
+                                                          max_level=faults.escalate_max_level)]
+            self._esc_due = next_escalation_s(s)
+            self.esc_dirty = False
+        out.wake(self._esc_due)
         if out.desired != "running":
             return out
         lock = self.store.locked
-        for run in s.scalars(lock(select(FurnaceRunRow).where(FurnaceRunRow.status == "heating",
-                                                               FurnaceRunRow.worker.is_(None)))):
-            run.worker = self.worker
-            out.runs.append(run.id)
-        for t in s.scalars(lock(select(TaskRow).where(TaskRow.status == "resume", TaskRow.worker.is_(None)))):
-            t.status = "running"
-            t.worker = self.worker
-            emit(s, "task.recovered", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind)
-            out.tasks.append(task_info(t))
+        if recheck:
+            self.recheck = False
+            for run in s.scalars(lock(select(FurnaceRunRow).where(FurnaceRunRow.status == "heating",
+                                                                   FurnaceRunRow.worker.is_(None)))):
+                run.worker = self.worker
+                out.runs.append(run.id)
+            for t in s.scalars(lock(select(TaskRow).where(TaskRow.status == "resume",
+                                                          TaskRow.worker.is_(None)))):
+                t.status = "running"
+                t.worker = self.worker
+                emit(s, "task.recovered", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind)
+                out.tasks.append(task_info(t))
 
-        ready = list(s.scalars(lock(
-            select(TaskRow).where(TaskRow.status == "ready", TaskRow.kind.not_in(("load", "heat")))
-            .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id).limit(self.scan_limit)
-        )))
-        loads = list(s.scalars(lock(
-            select(TaskRow).where(TaskRow.status == "ready", TaskRow.kind == "load")
-            .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id)
-        )))
-        pool = FreePool(free_rows(s, self.store))
+        cands = self._candidates(s)
+        pool = FreePool(free_rows(s, self.store, self.cfg))
+        loading: list[FurnaceRunRow] = []
         if self.cfg.furnaces():
-            self._batch(s, [t for t in loads if t.run_id is None], pool, now)
-        startable = sorted(
-            [t for t in ready + loads if t.not_before_s is None or t.not_before_s <= now],
-            key=lambda t: (-t.priority, t.ready_s or 0.0, t.id),
-        )
-        for t in ready + loads:
-            if t.not_before_s is not None and t.not_before_s > now:
-                out.wake(t.not_before_s)
+            loading = list(s.scalars(self.store.locked(
+                select(FurnaceRunRow).where(FurnaceRunRow.status == "loading").order_by(FurnaceRunRow.created_s)
+            )))
+            self._batch(s, [c for c in cands if c.kind == "load" and c.run_id is None], pool, now, loading)
         failed: set[tuple] = set()
-        for t in startable:
-            tt = task_type(t.kind)
+        full: set[str] = set()  # slot groups a ready task could not get into
+        for c in cands:
+            if c.not_before_s is not None and c.not_before_s > now:
+                out.wake(c.not_before_s)
+                continue
+            tt = task_type(c.kind)
             if tt.batched:
                 continue
             furnace = None
-            if t.kind in ("load", "unload"):
-                if t.run_id is None:
+            if c.kind in ("load", "unload"):
+                if c.run_id is None:
                     continue
-                furnace = self._run_furnace(s, t.run_id)
-            needs = tt().needs(t.params or {}, self.cfg, furnace)
-            sig = tuple(needs)
+                furnace = self._run_furnace(s, c.run_id)
+            needs = tt().needs(c.params, self.cfg, furnace)
+            sig = (c.kind, tuple(needs))
             if sig in failed:
                 continue
             chosen = pool.take(needs) if needs else {}
             if chosen is None:
                 failed.add(sig)
+                full |= {n.group for n in needs if n.group and not pool.free_slots(n.group)}
                 self._maybe_rack_full(s, needs, pool, now)
+                continue
+            t = self._claim(s, c.id)
+            if t is None:
                 continue
             if chosen and not book(s, t.id, list(chosen.values()), now):
                 continue
@@ -137,11 +169,75 @@ class Dispatcher:
             t.holds = chosen
             t.started_s = now
             t.attempts = (t.attempts or 0) + 1
-            start_experiment(s, t.experiment_id, now)
+            if not t.deps:
+                start_experiment(s, t.experiment_id, now)
             emit(s, "task.started", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind, holds=chosen)
             out.tasks.append(task_info(t))
-        self._start_runs(s, now, out)
+        self._start_runs(s, now, out, loading)
+        if idle and full and not out.tasks and not out.runs and out.wake_at is None:
+            if self._unstick(s, full, now):
+                out.wake(now)
         return out
+
+    # ---- breaking a stall: park a waiting sample in the buffer
+
+    def _unstick(self, s: Session, full: set[str], now: float) -> bool:
+        """Recipes with several heats make the sample flow cyclic (furnace → cooling rack → grinder
+        → furnace), so racks can block each other. When nothing runs anywhere and ready work waits
+        for full racks, carry one waiting sample from a full rack to the buffer (storage); its next
+        task then fetches it from there."""
+        busy = s.scalar(select(func.count()).select_from(TaskRow).where(TaskRow.status == "running"))
+        heating = s.scalar(select(func.count()).select_from(FurnaceRunRow).where(FurnaceRunRow.status == "heating"))
+        buffer = self.cfg.buffer_group
+        if busy or heating or not buffer or buffer in full:
+            return False
+        for group in sorted(full):
+            occupants = s.execute(
+                select(ResourceRow.name, ResourceRow.occupant).where(
+                    ResourceRow.role == group, ResourceRow.kind == "slot", ResourceRow.occupant.is_not(None),
+                    ResourceRow.holder.is_(None))
+            ).all()
+            for slot, sample in occupants:
+                nxt = s.scalar(select(TaskRow).where(TaskRow.sample_id == sample, TaskRow.status == "ready",
+                                                     TaskRow.kind.not_in(("analyze", "report"))))
+                if nxt is None or task_type(nxt.kind)().destination(nxt.params or {}, self.cfg, None) == buffer:
+                    continue
+                n = 1 + s.scalar(select(func.count()).select_from(TaskRow).where(
+                    TaskRow.experiment_id == nxt.experiment_id, TaskRow.kind == "park"))
+                park = TaskRow(
+                    id=f"{nxt.experiment_id}:park_{n}", experiment_id=nxt.experiment_id, node=f"park_{n}",
+                    kind="park", params={"group": buffer, "from": slot}, status="ready", deps=list(nxt.deps or []),
+                    successors=[nxt.id], pending=0, priority=nxt.priority + 1e6, rank_min=nxt.rank_min,
+                    duration_min=self.cfg.timing.move, sample_id=sample, ready_s=now, holds={}, result={},
+                )
+                s.add(park)
+                nxt.status = "blocked"
+                nxt.pending = (nxt.pending or 0) + 1
+                nxt.deps = [*(nxt.deps or []), park.id]
+                emit(s, "task.ready", park.id, lab_t=now, experiment=nxt.experiment_id, kind="park",
+                     reason=f"{group} is full and the lab is stalled", sample=sample)
+                return True
+        return False
+
+    def _candidates(self, s: Session) -> list[Candidate]:
+        """The best few ready tasks of every kind (all ready furnace loads), best first."""
+        rn = (
+            func.row_number()
+            .over(partition_by=TaskRow.kind, order_by=(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id))
+            .label("rn")
+        )
+        cols = (TaskRow.id, TaskRow.kind, TaskRow.priority, TaskRow.ready_s, TaskRow.not_before_s, TaskRow.run_id,
+                TaskRow.batch_key, TaskRow.params, TaskRow.experiment_id)
+        inner = select(*cols, rn).where(TaskRow.status == "ready", TaskRow.kind != "heat").subquery()
+        stmt = select(*(inner.c[c.key] for c in cols)).where(or_(inner.c.rn <= self.per_kind, inner.c.kind == "load"))
+        out = [Candidate(*r) for r in s.execute(stmt)]
+        out.sort(key=lambda c: (-c.priority, c.ready_s or 0.0, c.id))
+        return out
+
+    def _claim(self, s: Session, task_id: str) -> TaskRow | None:
+        """The task row, locked for this worker, if it is still ready."""
+        stmt = select(TaskRow).where(TaskRow.id == task_id, TaskRow.status == "ready")
+        return s.scalar(self.store.locked(stmt))
 
     # ---- furnace batching
 
@@ -150,15 +246,13 @@ class Dispatcher:
             self._furnace_of[run_id] = s.get(FurnaceRunRow, run_id).furnace
         return self._furnace_of[run_id]
 
-    def _batch(self, s: Session, loads: list[TaskRow], pool: FreePool, now: float) -> None:
+    def _batch(self, s: Session, loads: list[Candidate], pool: FreePool, now: float,
+               open_runs: list[FurnaceRunRow]) -> None:
         if not loads:
             return
-        groups: dict[str, list[TaskRow]] = {}
+        groups: dict[str, list[Candidate]] = {}
         for t in loads:
             groups.setdefault(t.batch_key or t.id, []).append(t)
-        open_runs = list(s.scalars(self.store.locked(
-            select(FurnaceRunRow).where(FurnaceRunRow.status == "loading").order_by(FurnaceRunRow.created_s)
-        )))
         for key, members in list(groups.items()):
             for run in open_runs:
                 if not members:
@@ -169,8 +263,6 @@ class Dispatcher:
                 if room > 0:
                     self._join(s, run, members[:room], now)
                     del members[:room]
-        if not self.cfg.batching.enabled:
-            pass
         order = sorted(
             (k for k in groups if groups[k]),
             key=lambda k: (-max(t.priority for t in groups[k]), -len(groups[k]), min(t.ready_s or 0 for t in groups[k])),
@@ -213,14 +305,16 @@ class Dispatcher:
                 self._join(s, run, members[:cap], now)
                 del members[:cap]
 
-    def _heat_row(self, s: Session, load: TaskRow) -> TaskRow:
+    def _heat_row(self, s: Session, load: Candidate) -> TaskRow:
         return s.get(TaskRow, f"{load.experiment_id}:{load.params['heat_node']}")
 
-    def _join(self, s: Session, run: FurnaceRunRow, loads: list[TaskRow], now: float) -> None:
+    def _join(self, s: Session, run: FurnaceRunRow, loads: list[Candidate], now: float) -> None:
         members = list(run.members)
         mapping = dict(run.data.get("loads", {}))
         for load in loads:
             heat = self._heat_row(s, load)
+            row = s.get(TaskRow, load.id)
+            row.run_id = run.id
             load.run_id = run.id
             heat.run_id = run.id
             for sid in heat.successors or []:
@@ -233,8 +327,7 @@ class Dispatcher:
         run.members = members
         run.data = {**run.data, "loads": mapping}
 
-    def _start_runs(self, s: Session, now: float, out: Decisions) -> None:
-        runs = list(s.scalars(self.store.locked(select(FurnaceRunRow).where(FurnaceRunRow.status == "loading"))))
+    def _start_runs(self, s: Session, now: float, out: Decisions, runs: list[FurnaceRunRow]) -> None:
         for run in runs:
             if not run.members:
                 continue

@@ -84,9 +84,18 @@ class Store:
         )
 
     def clock_s(self) -> float:
+        """The latest lab time the database has seen (where a restarted virtual clock resumes)."""
+        from sqlalchemy import func
+
+        from labos.lab.records import JournalRow, TaskRow
+
         with self.factory() as s:
-            v = s.scalar(select(LabStateRow.clock_s).where(LabStateRow.id == self.lab_id))
-            return float(v or 0.0)
+            vals = [
+                s.scalar(select(LabStateRow.clock_s).where(LabStateRow.id == self.lab_id)),
+                s.scalar(select(func.max(JournalRow.lab_t))),
+                s.scalar(select(func.max(TaskRow.finished_s))),
+            ]
+            return float(max((v for v in vals if v is not None), default=0.0))
 
     def desired(self, session: Session) -> str:
         v = session.scalar(select(LabStateRow.desired).where(LabStateRow.id == self.lab_id))

@@ -77,6 +77,9 @@ class Task:
     def on_finish(self, session, task_row, now_s: float) -> None:
         """Extra state changes in the transaction that marks the task done."""
 
+    def after_commit(self, ctx: TaskContext) -> None:
+        """Called once the task's completion is committed (e.g. to notify the campaign)."""
+
     # ---- helpers for subclasses
 
     def move_in(self, ctx: TaskContext, container: str | None = None) -> Gen:
@@ -465,7 +468,27 @@ class Report(Task):
             effect="outcome",
             idempotent=True,
         )
+
+    def after_commit(self, ctx: TaskContext) -> None:
         ctx.engine.after_report(ctx.task.experiment_id)
+
+
+@register_task
+class Park(Task):
+    """Carry a waiting sample to the buffer rack (the scheduler adds this to break a stall)."""
+
+    kind = "park"
+    tier = 3
+
+    @classmethod
+    def estimate_min(cls, params, cfg):
+        return cfg.timing.move
+
+    def destination(self, params, cfg, run_furnace):
+        return params.get("group")
+
+    def run(self, ctx: TaskContext) -> Gen:
+        yield from self.move_in(ctx)
 
 
 @register_task

@@ -44,7 +44,8 @@ def finish_task(session: Session, task: TaskRow, now_s: float, result: dict | No
             succ.status = "ready"
             succ.ready_s = now_s
             became_ready.append(sid)
-    _maybe_complete_experiment(session, task.experiment_id, now_s)
+    if not task.successors:  # only the end of a branch can end an experiment
+        _maybe_complete_experiment(session, task.experiment_id, now_s)
     return became_ready
 
 
@@ -58,7 +59,8 @@ def _maybe_complete_experiment(session: Session, exp_id: str, now_s: float) -> N
     if exp is not None and exp.status not in ("completed", "failed", "cancelled"):
         exp.status = "completed"
         for s in session.scalars(select(SampleRow).where(SampleRow.experiment_id == exp_id)):
-            set_sample_status(session, s.id, "done")
+            if (s.data or {}).get("status", "active") == "active":
+                set_sample_status(session, s.id, "done")
         emit(session, "experiment.completed", exp_id, lab_t=now_s)
 
 

@@ -78,7 +78,13 @@ def list_users(session: Session) -> list[UserRow]:
 
 
 def add_user(
-    session: Session, username: str, password: str, role: str | Role, *, actor: str | None, client: str | None = None
+    session: Session,
+    username: str,
+    password: str,
+    role: str | Role,
+    *,
+    actor: str | None,
+    client: str | None = None,
 ) -> UserRow:
     name = check_username(username)
     check_password(password, name)

@@ -27,12 +27,24 @@ HERE = Path(__file__).parent
 log = logging.getLogger("labos.web")
 
 TAGS = [
-    {"name": "auth", "description": "Sign in and out, who am I, API tokens. Login and health need no session."},
-    {"name": "campaigns", "description": "Campaigns and their targets; submitting one needs the operator role."},
-    {"name": "experiments", "description": "Experiments: recipe, explanation, outcomes, timeline, furnace and XRD plots."},
+    {
+        "name": "auth",
+        "description": "Sign in and out, who am I, API tokens. Login and health need no session.",
+    },
+    {
+        "name": "campaigns",
+        "description": "Campaigns and their targets; submitting one needs the operator role.",
+    },
+    {
+        "name": "experiments",
+        "description": "Experiments: recipe, explanation, outcomes, timeline, furnace and XRD plots.",
+    },
     {"name": "samples", "description": "Where every sample is, its move history and lineage."},
     {"name": "lab", "description": "Devices, inventory, interventions, pause/resume/stop (from labos.lab)."},
-    {"name": "events", "description": "The lab's event log, as pages and as a live server-sent event stream."},
+    {
+        "name": "events",
+        "description": "The lab's event log, as pages and as a live server-sent event stream.",
+    },
     {"name": "admin", "description": "Users (admin) and the audit log (operator and admin)."},
 ]
 
@@ -54,7 +66,9 @@ def _problem(status: int, detail: Any, headers: dict[str, str] | None = None) ->
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "text/html")
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", "text/html"
+    )
 
 
 def create_app(
@@ -83,7 +97,7 @@ def create_app(
             "`POST /api/auth/login` (then send the `X-CSRF-Token` header it returns with every change) or "
             "with `Authorization: Bearer <token>` from `POST /api/auth/tokens` or `labos users token`. "
             "Roles: viewer reads; operator also runs the lab and answers interventions; admin also manages "
-            "users. Errors are JSON `{\"detail\": ...}` with 400/401/403/404/409/422/429, and 501 for "
+            'users. Errors are JSON `{"detail": ...}` with 400/401/403/404/409/422/429, and 501 for '
             "parts of the lab that are not built yet."
         ),
         openapi_tags=TAGS,
@@ -138,7 +152,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def request_validation_error(request: Request, exc: RequestValidationError):
         errors = [
-            {"loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid"), "type": e.get("type")} for e in exc.errors()
+            {"loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid"), "type": e.get("type")}
+            for e in exc.errors()
         ]
         return _problem(422, errors)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -48,6 +49,11 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
+# Committed before the response is sent (scope="function"): a client that follows a redirect or
+# reads right after a change always sees it.
+DbSession = Annotated[Session, Depends(db, scope="function")]
+
+
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -58,7 +64,7 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def optional_principal(request: Request, session: Session = Depends(db)) -> Principal | None:
+def optional_principal(request: Request, session: DbSession) -> Principal | None:
     """The signed-in user, or None (pages redirect to the login form, the API answers 401)."""
     token = _bearer(request)
     if token:
@@ -92,7 +98,9 @@ def require(role: Role) -> Callable[..., Principal]:
     """Dependency: the caller must hold ``role`` or higher; refusals are audited."""
 
     def dependency(
-        request: Request, principal: Principal = Depends(authenticated), session: Session = Depends(db)
+        request: Request,
+        session: DbSession,
+        principal: Principal = Depends(authenticated),
     ) -> Principal:
         if not principal.allows(role):
             audit.record(
@@ -106,7 +114,9 @@ def require(role: Role) -> Callable[..., Principal]:
                 needed=role.value,
             )
             session.commit()
-            raise PermissionDenied(f"this needs the {role.value} role; {principal.username} is {principal.role.value}")
+            raise PermissionDenied(
+                f"this needs the {role.value} role; {principal.username} is {principal.role.value}"
+            )
         return principal
 
     dependency.__name__ = f"require_{role.value}"

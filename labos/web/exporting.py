@@ -84,9 +84,13 @@ def plot_experiment(session: Session, experiment_id: str, dest: Path) -> list[Pa
     furnace = plots.furnace_profile(session, experiment_id)
     if furnace.setpoint.t_min:
         fig, ax = plt.subplots(figsize=(7, 3.2), dpi=120)
-        ax.plot([t / 60 for t in furnace.setpoint.t_min], furnace.setpoint.temperature_c, "--", label="setpoint")
+        ax.plot(
+            [t / 60 for t in furnace.setpoint.t_min], furnace.setpoint.temperature_c, "--", label="setpoint"
+        )
         if furnace.measured:
-            ax.plot([t / 60 for t in furnace.measured.t_min], furnace.measured.temperature_c, label="measured")
+            ax.plot(
+                [t / 60 for t in furnace.measured.t_min], furnace.measured.temperature_c, label="measured"
+            )
         ax.set_xlabel("time (h)")
         ax.set_ylabel("temperature (°C)")
         ax.set_title(f"{experiment_id}: furnace")
@@ -103,13 +107,23 @@ def plot_experiment(session: Session, experiment_id: str, dest: Path) -> list[Pa
     fig, ax = plt.subplots(figsize=(8, 4), dpi=120)
     ax.plot(xrd.two_theta, xrd.observed, ".", ms=2, color="#1f2937", label="observed")
     if xrd.calculated:
-        ax.plot(xrd.two_theta, xrd.calculated, color="#dc2626", lw=1, label=f"fit (Rwp {100 * (xrd.rwp or 0):.1f}%)")
+        ax.plot(
+            xrd.two_theta,
+            xrd.calculated,
+            color="#dc2626",
+            lw=1,
+            label=f"fit (Rwp {100 * (xrd.rwp or 0):.1f}%)",
+        )
     if xrd.difference:
         offset = min(xrd.observed) - max(xrd.difference)
-        ax.plot(xrd.two_theta, [d + offset for d in xrd.difference], color="#6b7280", lw=0.8, label="difference")
+        ax.plot(
+            xrd.two_theta, [d + offset for d in xrd.difference], color="#6b7280", lw=0.8, label="difference"
+        )
     for p in xrd.phases:
         if p.curve:
-            ax.plot(xrd.two_theta, p.curve, lw=0.8, label=f"{p.formula} {100 * (p.weight_fraction or 0):.0f} wt%")
+            ax.plot(
+                xrd.two_theta, p.curve, lw=0.8, label=f"{p.formula} {100 * (p.weight_fraction or 0):.0f} wt%"
+            )
     ax.set_xlabel("2θ (°)")
     ax.set_ylabel("counts")
     ax.set_title(f"{experiment_id}: XRD")

@@ -162,7 +162,10 @@ class PositionOut(BaseModel):
 def devices(session: Session) -> list[DeviceOut]:
     res = _lab(session, "resources", "device list")
     rows = res.list_resources(session)
-    clock = max((r.clock_s for r in session.scalars(select(_lab(session, "records", "lab state").LabStateRow))), default=0.0)
+    clock = max(
+        (r.clock_s for r in session.scalars(select(_lab(session, "records", "lab state").LabStateRow))),
+        default=0.0,
+    )
     slots: dict[str, list] = {}
     for r in rows:
         if r.kind == "slot" and r.device:
@@ -185,8 +188,11 @@ def devices(session: Session) -> list[DeviceOut]:
                 utilisation=(busy / clock) if clock > 0 else None,
                 slots=len(mine),
                 occupied=sum(s.occupant is not None for s in mine),
-                fault=str(detail.get("error") or detail.get("fault") or "") or None if r.state != "ok" else None,
-                note=", ".join(f"{k}: {v}" for k, v in detail.items() if k not in ("error", "fault"))[:200] or None,
+                fault=str(detail.get("error") or detail.get("fault") or "") or None
+                if r.state != "ok"
+                else None,
+                note=", ".join(f"{k}: {v}" for k, v in detail.items() if k not in ("error", "fault"))[:200]
+                or None,
                 detail=detail,
             )
         )
@@ -196,7 +202,9 @@ def devices(session: Session) -> list[DeviceOut]:
 def positions(session: Session) -> list[PositionOut]:
     res = _lab(session, "resources", "position list")
     return [
-        PositionOut(name=r.name, group=r.role, device=r.device, occupant=r.occupant, holder=r.holder, state=r.state)
+        PositionOut(
+            name=r.name, group=r.role, device=r.device, occupant=r.occupant, holder=r.holder, state=r.state
+        )
         for r in res.list_resources(session, kind="slot")
     ]
 
@@ -263,7 +271,9 @@ def answer(
             + (f" ({row.answer!r} by {row.answered_by})" if row.answered_by else "")
         )
     clock = session.scalar(select(func.max(rec.LabStateRow.clock_s))) or 0.0
-    answered = iv.answer_intervention(session, intervention_id, option, user, values=values or {}, lab_t=float(clock))
+    answered = iv.answer_intervention(
+        session, intervention_id, option, user, values=values or {}, lab_t=float(clock)
+    )
     session.flush()
     return iv.view(answered)
 

@@ -6,7 +6,6 @@ locally served plotly.js and ``labos export`` draws the same data to files.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,14 @@ from labos.web.schemas import FurnaceProfile, PhaseCurve, Series, TimelineItem, 
 ROOM_C = 25.0
 FURNACE_READING_KINDS = ("furnace.reading", "furnace.temperature")
 _START = ("started", "start", "begin", "running")
-_END = {"finished": "done", "completed": "done", "done": "done", "succeeded": "done", "failed": "failed", "error": "failed"}
+_END = {
+    "finished": "done",
+    "completed": "done",
+    "done": "done",
+    "succeeded": "done",
+    "failed": "failed",
+    "error": "failed",
+}
 
 
 # ------------------------------------------------------------------------------------- timeline
@@ -90,7 +96,12 @@ def timeline(session: Session, experiment_id: str) -> list[TimelineItem]:
         device = data.get("device") or data.get("resource") or data.get("furnace")
         if key is not None and verb in _START:
             item = TimelineItem(
-                task=name, kind=data.get("task_kind") or data.get("kind"), status="running", start=ev.at, start_min=lab_min, device=device,
+                task=name,
+                kind=data.get("task_kind") or data.get("kind"),
+                status="running",
+                start=ev.at,
+                start_min=lab_min,
+                device=device,
                 detail=data,
             )
             open_[key] = item
@@ -101,7 +112,9 @@ def timeline(session: Session, experiment_id: str) -> list[TimelineItem]:
             item.detail = {**item.detail, **data}
         else:
             items.append(
-                TimelineItem(task=ev.kind, status="event", start=ev.at, start_min=lab_min, device=device, detail=data)
+                TimelineItem(
+                    task=ev.kind, status="event", start=ev.at, start_min=lab_min, device=device, detail=data
+                )
             )
     if have_tasks:
         items.sort(key=lambda i: (i.start_min is None, i.start_min or 0.0))
@@ -184,7 +197,9 @@ def furnace_profile(session: Session, experiment_id: str) -> FurnaceProfile:
     furnace = runs[0]["furnace"] if runs else None
     if furnace is None and points:
         last = session.scalar(
-            select(EventRow).where(EventRow.kind.in_(FURNACE_READING_KINDS), EventRow.subject == experiment_id).limit(1)
+            select(EventRow)
+            .where(EventRow.kind.in_(FURNACE_READING_KINDS), EventRow.subject == experiment_id)
+            .limit(1)
         )
         furnace = (last.data or {}).get("furnace") if last else None
     return FurnaceProfile(
@@ -226,14 +241,22 @@ def xrd_plot(session: Session, experiment_id: str, outcome_id: int | None = None
         extra = fit_phases.pop(p.phase_id, None) or fit_phases.pop(p.formula, None) or {}
         phases.append(
             PhaseCurve(
-                name=p.phase_id, formula=p.formula, weight_fraction=p.weight_fraction,
-                curve=extra.get("curve"), ticks=extra.get("ticks"),
+                name=p.phase_id,
+                formula=p.formula,
+                weight_fraction=p.weight_fraction,
+                curve=extra.get("curve"),
+                ticks=extra.get("ticks"),
             )
         )
     for name, extra in fit_phases.items():  # fitted but below the reporting limit of the outcome
         phases.append(
-            PhaseCurve(name=name, formula=extra.get("formula"), weight_fraction=extra.get("weight_fraction"),
-                       curve=extra.get("curve"), ticks=extra.get("ticks"))
+            PhaseCurve(
+                name=name,
+                formula=extra.get("formula"),
+                weight_fraction=extra.get("weight_fraction"),
+                curve=extra.get("curve"),
+                ticks=extra.get("ticks"),
+            )
         )
     if fit is not None:
         two_theta, observed = fit["x"], fit["observed"] or []
@@ -243,7 +266,9 @@ def xrd_plot(session: Session, experiment_id: str, outcome_id: int | None = None
         try:
             from labos.models.xrd.io import read_pattern
         except ImportError:  # pragma: no cover - the xrd area ships it
-            raise NotImplementedYet("XRD plot not implemented: labos.models.xrd.io.read_pattern is missing") from None
+            raise NotImplementedYet(
+                "XRD plot not implemented: labos.models.xrd.io.read_pattern is missing"
+            ) from None
         pattern = read_pattern(path)
         two_theta, observed, calculated, background = pattern.two_theta, pattern.counts, None, None
         source = "measured pattern (no fit saved)"

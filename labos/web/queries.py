@@ -138,18 +138,26 @@ def _summaries(
     session: Session, campaigns: list[CampaignRow]
 ) -> tuple[list[CampaignSummary], dict[str, list[ExperimentSummary]]]:
     ids = [c.id for c in campaigns]
-    exps = list(
-        session.scalars(
-            select(ExperimentRow).where(ExperimentRow.campaign_id.in_(ids)).order_by(ExperimentRow.created_at)
+    exps = (
+        list(
+            session.scalars(
+                select(ExperimentRow)
+                .where(ExperimentRow.campaign_id.in_(ids))
+                .order_by(ExperimentRow.created_at)
+            )
         )
-    ) if ids else []
+        if ids
+        else []
+    )
     outcomes = preferred_outcomes(session, (e.id for e in exps))
     per: dict[str, list[ExperimentSummary]] = defaultdict(list)
     for e in exps:
         per[e.campaign_id or ""].append(_exp_summary(e, outcomes.get(e.id)))
     targets: dict[str, list[TargetRow]] = defaultdict(list)
     if ids:
-        for t in session.scalars(select(TargetRow).where(TargetRow.campaign_id.in_(ids)).order_by(TargetRow.id)):
+        for t in session.scalars(
+            select(TargetRow).where(TargetRow.campaign_id.in_(ids)).order_by(TargetRow.id)
+        ):
             targets[t.campaign_id or ""].append(t)
     out = []
     for c in campaigns:
@@ -190,7 +198,9 @@ def campaign_detail(session: Session, campaign_id: str) -> CampaignDetail:
     for e in exps:
         by_target[reduced(e.target_formula)].append(e)
     targets = []
-    trows = list(session.scalars(select(TargetRow).where(TargetRow.campaign_id == row.id).order_by(TargetRow.id)))
+    trows = list(
+        session.scalars(select(TargetRow).where(TargetRow.campaign_id == row.id).order_by(TargetRow.id))
+    )
     if not trows:  # campaigns written without target rows still show their targets
         trows = [
             TargetRow(id=-(i + 1), formula=f, status="unknown", source="experiments")
@@ -250,7 +260,9 @@ def list_experiments(
 
 def experiment_detail(session: Session, experiment_id: str) -> ExperimentDetail:
     row = _get(session, ExperimentRow, experiment_id, "experiment")
-    orows = list(session.scalars(select(OutcomeRow).where(OutcomeRow.experiment_id == row.id).order_by(OutcomeRow.id)))
+    orows = list(
+        session.scalars(select(OutcomeRow).where(OutcomeRow.experiment_id == row.id).order_by(OutcomeRow.id))
+    )
     best = preferred_outcomes(session, [row.id]).get(row.id)
     summary = _exp_summary(row, best)
     return ExperimentDetail(
@@ -318,7 +330,9 @@ def list_samples(
             ExperimentRow.campaign_id == campaign_id
         )
     total = int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    rows = list(session.scalars(stmt.order_by(SampleRow.created_at.desc(), SampleRow.id).limit(limit).offset(offset)))
+    rows = list(
+        session.scalars(stmt.order_by(SampleRow.created_at.desc(), SampleRow.id).limit(limit).offset(offset))
+    )
     ids = [r.id for r in rows]
     stats: dict[str, tuple[int, datetime | None]] = {}
     if ids:
@@ -329,11 +343,12 @@ def list_samples(
         )
         stats = {sid: (n, at) for sid, n, at in session.execute(q)}
     exp_ids = {r.experiment_id for r in rows if r.experiment_id}
-    targets = dict(
-        session.execute(select(ExperimentRow.id, ExperimentRow.target_formula).where(ExperimentRow.id.in_(exp_ids)))
-        .tuples()
-        .all()
-    ) if exp_ids else {}
+    targets: dict[str, str] = {}
+    if exp_ids:
+        rows_ = session.execute(
+            select(ExperimentRow.id, ExperimentRow.target_formula).where(ExperimentRow.id.in_(exp_ids))
+        )
+        targets = {eid: formula for eid, formula in rows_}
     items = [
         SampleSummary(
             id=r.id,
@@ -368,14 +383,22 @@ def _heat_runs(session: Session, experiment_id: str) -> list[dict[str, Any]]:
 
     out = []
     tasks = session.scalars(
-        select(TaskRow).where(TaskRow.experiment_id == experiment_id, TaskRow.run_id.is_not(None)).order_by(TaskRow.id)
+        select(TaskRow)
+        .where(TaskRow.experiment_id == experiment_id, TaskRow.run_id.is_not(None))
+        .order_by(TaskRow.id)
     )
     for t in tasks:
         run = session.get(FurnaceRunRow, t.run_id)
         if run is not None and t.kind == "heat":
             out.append(
-                {"run": run.id, "furnace": run.furnace, "status": run.status, "heat_start_s": run.heat_start_s,
-                 "heat_end_s": run.heat_end_s, "members": len(run.members or [])}
+                {
+                    "run": run.id,
+                    "furnace": run.furnace,
+                    "status": run.status,
+                    "heat_start_s": run.heat_start_s,
+                    "heat_end_s": run.heat_end_s,
+                    "members": len(run.members or []),
+                }
             )
     return out
 
@@ -406,13 +429,21 @@ def sample_detail(session: Session, sample_id: str) -> SampleDetail:
             if s.get("kind") == "dose":
                 got = dosed.get(reduced(str(s.get("precursor", ""))), {})
                 doses.append(
-                    {"precursor": s.get("precursor"), "planned_mg": s.get("mass_mg"),
-                     "weighed_mg": round(got["weighed_mg"], 4) if got else None, "lots": got.get("lots") or None}
+                    {
+                        "precursor": s.get("precursor"),
+                        "planned_mg": s.get("mass_mg"),
+                        "weighed_mg": round(got["weighed_mg"], 4) if got else None,
+                        "lots": got.get("lots") or None,
+                    }
                 )
             elif s.get("kind") == "heat":
                 run = runs[len(heat)] if len(heat) < len(runs) else {}
                 heat.append({**s, "run": run.get("run"), "furnace": run.get("furnace")})
-        orows = list(session.scalars(select(OutcomeRow).where(OutcomeRow.experiment_id == exp.id).order_by(OutcomeRow.id)))
+        orows = list(
+            session.scalars(
+                select(OutcomeRow).where(OutcomeRow.experiment_id == exp.id).order_by(OutcomeRow.id)
+            )
+        )
         outcomes = [outcome_out(o) for o in orows]
         exp_summary = _exp_summary(exp, preferred_outcomes(session, [exp.id]).get(exp.id))
         related = [s.id for s in exp.samples if s.id != row.id]

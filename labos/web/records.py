@@ -23,9 +23,7 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column()
-    sessions: Mapped[list[UserSessionRow]] = relationship(
-        back_populates="user", cascade="all, delete-orphan"
-    )
+    sessions: Mapped[list[UserSessionRow]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
 
 class UserSessionRow(Base):

@@ -206,7 +206,8 @@ class Lineage(Out):
     outcomes: list[OutcomeOut]
     related_samples: list[str] = Field(description="other samples of the same experiment")
     provenance: list[dict[str, Any]] = Field(
-        default_factory=list, description="the lab OS's records: doses with lots, heat run, XRD file, analysis"
+        default_factory=list,
+        description="the lab OS's records: doses with lots, heat run, XRD file, analysis",
     )
     parents: list[str] = Field(default_factory=list, description="samples this one was derived from")
     children: list[str] = Field(default_factory=list, description="samples derived from this one")
@@ -231,7 +232,9 @@ class TimelineItem(Out):
 
     task: str
     kind: str | None = None
-    status: str = Field(description="blocked, ready, running, done, failed, cancelled, waiting_operator or event")
+    status: str = Field(
+        description="blocked, ready, running, done, failed, cancelled, waiting_operator or event"
+    )
     start: datetime | None = None
     end: datetime | None = None
     start_min: float | None = Field(None, description="lab clock (virtual in simulation), minutes")

@@ -51,7 +51,9 @@ def partial_pressures(atmosphere: str | Mapping[str, float]) -> dict[str, float]
         return out
     name = str(getattr(atmosphere, "value", atmosphere))
     if name not in ATMOSPHERES:
-        raise AtmosphereError(f"unknown atmosphere {name!r}; known: {', '.join(ATMOSPHERES)} or a {{gas: Pa}} map")
+        raise AtmosphereError(
+            f"unknown atmosphere {name!r}; known: {', '.join(ATMOSPHERES)} or a {{gas: Pa}} map"
+        )
     return dict(ATMOSPHERES[name])
 
 

@@ -15,10 +15,20 @@ from labos.errors import DataMissingError
 SYSTEMS = {
     2: [["Li", "O"], ["Ba", "O"], ["Fe", "O"], ["Mn", "O"], ["Ti", "O"]],
     3: [["Li", "Mn", "O"], ["Ba", "Ti", "O"], ["Li", "Fe", "O"], ["Na", "Mn", "O"], ["Sr", "Ti", "O"]],
-    4: [["Li", "Mn", "Ti", "O"], ["Li", "Fe", "P", "O"], ["Ba", "Sr", "Ti", "O"], ["Na", "Mn", "Ni", "O"],
-        ["K", "Mn", "Cu", "O"]],
-    5: [["Li", "Mn", "Ti", "O", "F"], ["Ba", "Sr", "Ti", "Zr", "O"], ["Li", "Fe", "Mn", "P", "O"],
-        ["Li", "Ni", "Mn", "Co", "O"], ["Na", "K", "Nb", "Ta", "O"]],
+    4: [
+        ["Li", "Mn", "Ti", "O"],
+        ["Li", "Fe", "P", "O"],
+        ["Ba", "Sr", "Ti", "O"],
+        ["Na", "Mn", "Ni", "O"],
+        ["K", "Mn", "Cu", "O"],
+    ],
+    5: [
+        ["Li", "Mn", "Ti", "O", "F"],
+        ["Ba", "Sr", "Ti", "Zr", "O"],
+        ["Li", "Fe", "Mn", "P", "O"],
+        ["Li", "Ni", "Mn", "Co", "O"],
+        ["Na", "K", "Nb", "Ta", "O"],
+    ],
 }
 
 
@@ -43,10 +53,16 @@ def bench_phase_diagrams(db, repeats: int = 5) -> dict:
 
                 def scan(key=key):  # baseline: filter all entries, no index
                     chosen = [e for e in all_entries if e.elements <= key]
-                    chosen += [PDEntry(el, 0.0, name=el) for el in key if el not in {e.formula for e in chosen}]
+                    chosen += [
+                        PDEntry(el, 0.0, name=el) for el in key if el not in {e.formula for e in chosen}
+                    ]
                     return PhaseDiagram(
-                        [PDEntry(e.composition, e.formation_enthalpy, name=e.formula) if not isinstance(e, PDEntry)
-                         else e for e in chosen]
+                        [
+                            PDEntry(e.composition, e.formation_enthalpy, name=e.formula)
+                            if not isinstance(e, PDEntry)
+                            else e
+                            for e in chosen
+                        ]
                     )
 
                 _, dt = _timed(scan)
@@ -120,7 +136,9 @@ def bench_exp_vs_calc() -> dict:
     from .sources import CalculatedSource, ExperimentalSource
 
     exp = {e.formula: e.formation_enthalpy_per_atom for e in ExperimentalSource().load()}
-    calc = {e.formula: e.formation_enthalpy_per_atom for e in CalculatedSource().load() if len(e.elements) > 1}
+    calc = {
+        e.formula: e.formation_enthalpy_per_atom for e in CalculatedSource().load() if len(e.elements) > 1
+    }
     common = sorted(exp.keys() & calc.keys())
     errs = [abs(exp[f] - calc[f]) for f in common]
     return {"compounds": len(common), "mae_eV_per_atom": statistics.fmean(errs), "max_eV_per_atom": max(errs)}
@@ -207,7 +225,9 @@ def run_bench(limit: int | None = None, model: bool = True, repeats: int = 5) ->
         return result
     _, t_parse = _timed(lambda: SummarySource(path, name="mp")._build(path))
     mp, t_mp = _timed(lambda: ThermoDB.from_sources(["mp"]))
-    result["load_seconds"].update({"mp_summary_parse": t_parse, "mp_db_from_cache": t_mp, "mp_entries": len(mp)})
+    result["load_seconds"].update(
+        {"mp_summary_parse": t_parse, "mp_db_from_cache": t_mp, "mp_entries": len(mp)}
+    )
     result["phase_diagram_build"] = bench_phase_diagrams(mp, repeats=repeats)
     result["e_above_hull_vs_file"] = bench_ehull_agreement(mp, limit=limit)
     if model:

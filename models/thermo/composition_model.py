@@ -26,8 +26,18 @@ from labos.config import get_settings
 from labos.errors import DataMissingError
 
 MAX_Z = 94  # H .. Pu
-PROPERTIES = ("Z", "X", "row", "group", "atomic_radius", "atomic_mass", "mendeleev_no", "molar_volume",
-              "max_oxidation_state", "min_oxidation_state")
+PROPERTIES = (
+    "Z",
+    "X",
+    "row",
+    "group",
+    "atomic_radius",
+    "atomic_mass",
+    "mendeleev_no",
+    "molar_volume",
+    "max_oxidation_state",
+    "min_oxidation_state",
+)
 
 
 @lru_cache(maxsize=1)
@@ -144,7 +154,9 @@ class CompositionModel:
     σ = sqrt(σ_ensemble² + σ_residual²), σ_residual being the RMS error on a validation split
     held out from training (``cfg.validation_fraction``)."""
 
-    def __init__(self, nets, cfg: ModelConfig, y_mean: float, y_std: float, data_key: str, residual_sigma: float = 0.0):
+    def __init__(
+        self, nets, cfg: ModelConfig, y_mean: float, y_std: float, data_key: str, residual_sigma: float = 0.0
+    ):
         self.nets = nets
         self.cfg = cfg
         self.y_mean = y_mean
@@ -159,7 +171,9 @@ class CompositionModel:
 
         cfg = cfg or ModelConfig()
         if len(formulas) < 10:
-            raise DataMissingError(f"the composition model needs at least 10 training phases, got {len(formulas)}")
+            raise DataMissingError(
+                f"the composition model needs at least 10 training phases, got {len(formulas)}"
+            )
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # a small MLP trains faster on one thread than on two busy ones
         try:
@@ -227,7 +241,9 @@ class CompositionModel:
             net.load_state_dict(w)
             net.eval()
             nets.append(net)
-        return cls(nets, cfg, state["y_mean"], state["y_std"], state["data_key"], state.get("residual_sigma", 0.0))
+        return cls(
+            nets, cfg, state["y_mean"], state["y_std"], state["data_key"], state.get("residual_sigma", 0.0)
+        )
 
     # ------------------------------------------------------------ prediction
     def predict(self, formulas: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +296,9 @@ def _default_model() -> CompositionModel:
     return CompositionModel.cached(formulas, energies)
 
 
-def evaluate(formulas: list[str], energies, cfg: ModelConfig | None = None, seed: int = 0, test_fraction: float = 0.2) -> dict:
+def evaluate(
+    formulas: list[str], energies, cfg: ModelConfig | None = None, seed: int = 0, test_fraction: float = 0.2
+) -> dict:
     """Held-out MAE on a random split and on a chemical-system split (whole systems held out),
     with the mean-predictor MAE of the same split as baseline."""
     from pymatgen.core import Composition

@@ -14,15 +14,19 @@ Ni, Mo, W atom in oxides and fluorides (the compounds MP computes with +U).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 
 @lru_cache(maxsize=1)
 def _table() -> dict:
-    import pymatgen.analysis.compatibility as compat
-    from monty.serialization import loadfn
+    from ruamel.yaml import YAML
 
-    return loadfn(Path(compat.__file__).parent / "MP2020Compatibility.yaml")["Corrections"]
+    from .sources import compat_dir
+
+    text = (compat_dir() / "MP2020Compatibility.yaml").read_text()
+    # parse only the "Corrections" block: the whole file takes seconds with ruamel
+    start = text.index("Corrections:")
+    end = text.index("\nUncertainties:", start) if "\nUncertainties:" in text[start:] else len(text)
+    return YAML(typ="safe").load(text[start:end])["Corrections"]
 
 
 ANION_CHARGE = {"F": 1, "Cl": 1, "Br": 1, "I": 1, "H": 1, "S": 2, "Se": 2, "Te": 2, "N": 3, "Sb": 3, "Si": 4}

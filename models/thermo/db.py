@@ -85,6 +85,13 @@ class ThermoDB:
     """Formation energies of phases from ordered sources; the first source covering a formula wins.
 
     Within one source the lowest-energy polymorph of each reduced formula is kept.
+
+    Anchoring (on by default when ``exp`` is the first of several sources): a DFT phase that the
+    experiments do not cover gets ΔH_DFT + Σ_j f_j (ΔH_exp,j − ΔH_DFT,j), the f_j being the atom
+    fractions of the phases with both values it decomposes into on the DFT hull. Its energy
+    relative to measured neighbours then comes from DFT (accurate for such reaction energies)
+    while the neighbours keep their measured values; mixing raw MP2020 energies with measured
+    ones instead shifts, e.g., every Ti oxide by the 0.24 eV/atom by which MP2020 over-binds TiO2.
     """
 
     def __init__(
@@ -94,22 +101,40 @@ class ThermoDB:
         volumes: Mapping[str, float] | None = None,
         estimator=None,
         sources: Iterable[str] = (),
+        anchor: bool | None = None,
     ):
         self.sources = list(sources)
         self.estimator = estimator
         self._entries: dict[str, ThermoEntry] = {}
+        self._dft_twin: dict[str, float] = {}  # formula -> DFT energy/atom of a phase measured too
         rank: dict[str, int] = {}
         order = {name: i for i, name in enumerate(self.sources)}
+        entries = list(entries)
+        for e in entries:
+            if e.source not in _NOT_DFT and not gibbs.is_gas(e.formula):
+                cur_twin = self._dft_twin.get(e.formula)
+                if cur_twin is None or e.formation_enthalpy_per_atom < cur_twin:
+                    self._dft_twin[e.formula] = e.formation_enthalpy_per_atom
         for e in entries:
             if gibbs.is_gas(e.formula):
                 continue
             r = order.get(e.source, len(order))
             cur = self._entries.get(e.formula)
-            if cur is None or r < rank[e.formula] or (
-                r == rank[e.formula] and e.formation_enthalpy_per_atom < cur.formation_enthalpy_per_atom
+            if (
+                cur is None
+                or r < rank[e.formula]
+                or (r == rank[e.formula] and e.formation_enthalpy_per_atom < cur.formation_enthalpy_per_atom)
             ):
                 self._entries[e.formula] = e
                 rank[e.formula] = r
+        self._dft_twin = {
+            f: v for f, v in self._dft_twin.items() if f in self._entries and self._entries[f].source == "exp"
+        }
+        if anchor is None:
+            anchor = len(self.sources) > 1 and self.sources[0] == "exp"
+        self._anchor = bool(anchor) and bool(self._dft_twin)
+        self._anchored: dict[str, ThermoEntry] = {}
+        self._ref_pd: dict[frozenset[str], object] = {}
         self._by_chemsys: dict[frozenset[str], list[ThermoEntry]] = {}
         for e in self._entries.values():
             self._by_chemsys.setdefault(e.elements, []).append(e)
@@ -123,9 +148,10 @@ class ThermoDB:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_sources(cls, sources: Iterable, *, estimator=None) -> ThermoDB:
+    def from_sources(cls, sources: Iterable, *, estimator=None, anchor: bool | None = None) -> ThermoDB:
         """Build from sources in priority order: names ("exp", "calc", "mp", "embedded"), paths
-        (summary CSV, CIF folder) or Source objects. CIF folders contribute volumes."""
+        (summary CSV, CIF folder, ``chgnet:FOLDER``) or Source objects. CIF folders contribute
+        volumes. ``anchor``: see the class docstring (default: on when "exp" comes first)."""
         from .sources import CIFFolderSource, resolve_source
 
         entries: list[ThermoEntry] = []
@@ -140,7 +166,7 @@ class ThermoDB:
                     volumes.setdefault(rec.formula, rec.volume_per_atom)
         if not names:
             raise DataMissingError("ThermoDB.from_sources needs at least one source")
-        return cls(entries, volumes=volumes, estimator=estimator, sources=names)
+        return cls(entries, volumes=volumes, estimator=estimator, sources=names, anchor=anchor)
 
     @classmethod
     def default(cls) -> ThermoDB:
@@ -168,7 +194,11 @@ class ThermoDB:
 
     def overlay(self, entries: Iterable[ThermoEntry], *, override: bool = False) -> ThermoDB:
         """A new database with ``entries`` added (the shared cached one stays untouched)."""
-        new = ThermoDB(self._entries.values(), volumes=self._volumes, estimator=self.estimator, sources=self.sources)
+        new = ThermoDB(
+            self._entries.values(), volumes=self._volumes, estimator=self.estimator, sources=self.sources
+        )
+        new._dft_twin = dict(self._dft_twin)
+        new._anchor = self._anchor
         new.add_entries(entries, override=override)
         return new
 
@@ -193,7 +223,7 @@ class ThermoDB:
         and an estimator is attached; else DataMissingError."""
         f = _reduce(formula)
         if f in self._entries:
-            return self._entries[f]
+            return self._resolve(self._entries[f])
         if _is_element(f):
             return ThermoEntry(f, 0.0, "element")
         if f in self._estimates:
@@ -229,6 +259,7 @@ class ThermoDB:
             self._entries[e.formula] = e
             self._by_chemsys.setdefault(e.elements, []).append(e)
         self._pd_cache.clear()
+        self._anchored.clear()
         self._gibbs.cache_clear()
         self._reaction_cache.cache_clear()
         self._iface_cache.cache_clear()
@@ -240,7 +271,59 @@ class ThermoDB:
         for k in range(1, len(els) + 1):
             for sub in combinations(els, k):
                 out.extend(self._by_chemsys.get(frozenset(sub), ()))
+        return [self._resolve(e) for e in out] if self._anchor else out
+
+    # ---------------------------------------------------------------- anchoring DFT to experiment
+    def _resolve(self, e: ThermoEntry) -> ThermoEntry:
+        if not self._anchor or e.source in _NOT_DFT or len(e.elements) < 2:
+            return e
+        done = self._anchored.get(e.formula)
+        if done is not None and done.entry_id == e.entry_id:
+            return done
+        corr = self._anchor_correction(e)
+        data = dict(e.data) | {
+            "anchor_correction_per_atom": corr,
+            "dft_formation_energy_per_atom": e.formation_enthalpy_per_atom,
+        }
+        out = ThermoEntry(
+            e.formula,
+            e.formation_enthalpy_per_atom + corr,
+            e.source,
+            e.entry_id,
+            e.uncertainty_per_atom,
+            e.volume_per_atom,
+            e.is_estimate,
+            data,
+        )
+        self._anchored[e.formula] = out
         return out
+
+    def _anchor_correction(self, e: ThermoEntry) -> float:
+        from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+        from pymatgen.core import Composition
+
+        pd = self._ref_pd.get(e.elements)
+        if pd is None:
+            els = sorted(e.elements)
+            refs = [PDEntry(Composition(el), 0.0, name=el) for el in els]
+            for k in range(2, len(els) + 1):
+                for sub in combinations(els, k):
+                    for x in self._by_chemsys.get(frozenset(sub), ()):
+                        if x.formula in self._dft_twin:
+                            refs.append(
+                                PDEntry(
+                                    x.composition, self._dft_twin[x.formula] * x.num_atoms, name=x.formula
+                                )
+                            )
+            pd = PhaseDiagram(refs)
+            self._ref_pd[e.elements] = pd
+        corr = 0.0
+        for ref, frac in pd.get_decomposition(e.composition).items():
+            if ref.name in self._dft_twin:
+                corr += frac * (
+                    self._entries[ref.name].formation_enthalpy_per_atom - self._dft_twin[ref.name]
+                )
+        return corr
 
     def formation_enthalpy_per_atom(self, formula: str) -> float:
         """ΔH_f (eV/atom) relative to the elements; gases from NIST-JANAF (see data/gases.csv)."""
@@ -268,7 +351,9 @@ class ThermoDB:
         """ΔG_f(T) in eV per formula unit of the reduced formula."""
         return self.gibbs(formula, temperature_k, atmosphere).per_formula_unit
 
-    def gibbs_formation_per_atom(self, formula: str, temperature_k: float, atmosphere: Atmos = "air") -> float:
+    def gibbs_formation_per_atom(
+        self, formula: str, temperature_k: float, atmosphere: Atmos = "air"
+    ) -> float:
         """ΔG_f(T) in eV/atom; gases at their partial pressure in ``atmosphere``."""
         return self.gibbs(formula, temperature_k, atmosphere).per_atom
 
@@ -288,7 +373,12 @@ class ThermoDB:
             )
         if comp.is_element:
             return GibbsEnergy(
-                formula=f, temperature_k=t, per_formula_unit=0.0, per_atom=0.0, phase="element", source="element"
+                formula=f,
+                temperature_k=t,
+                per_formula_unit=0.0,
+                per_atom=0.0,
+                phase="element",
+                source="element",
             )
         e = self.entry(f)
         vol, estimated = self.volume_per_atom(f)
@@ -305,11 +395,17 @@ class ThermoDB:
         )
 
     # ---------------------------------------------------------------- phase diagrams
-    def phase_diagram(self, elements: Iterable[str], temperature_k: float | None = None, atmosphere: Atmos = "air"):
+    def phase_diagram(
+        self, elements: Iterable[str], temperature_k: float | None = None, atmosphere: Atmos = "air"
+    ):
         """pymatgen PhaseDiagram of the chemical system: formation enthalpies (``temperature_k``
         None) or ΔG_f(T) with the atmosphere's gases as phases. Entry names are reduced formulas."""
         els = frozenset(_check_elements(elements))
-        key = (els, None if temperature_k is None else _key_t(temperature_k), atm.atmosphere_key(atmosphere) if temperature_k is not None else None)
+        key = (
+            els,
+            None if temperature_k is None else _key_t(temperature_k),
+            atm.atmosphere_key(atmosphere) if temperature_k is not None else None,
+        )
         pd = self._pd_cache.get(key)
         if pd is not None:
             self._pd_cache.move_to_end(key)
@@ -345,7 +441,9 @@ class ThermoDB:
         if t is not None:
             for gas in _gases_in(els):
                 entries.append(
-                    PDEntry(Composition(gas), self.gibbs_formation(gas, t, atmosphere), name=gas, attribute="gas")
+                    PDEntry(
+                        Composition(gas), self.gibbs_formation(gas, t, atmosphere), name=gas, attribute="gas"
+                    )
                 )
         return entries
 
@@ -371,7 +469,9 @@ class ThermoDB:
             formula, temperature_k, atmosphere, formation_energy_per_atom=formation_energy_per_atom
         )["e_above_hull"]
 
-    def decomposition(self, formula: str, temperature_k: float | None = None, atmosphere: Atmos = "air") -> dict[str, float]:
+    def decomposition(
+        self, formula: str, temperature_k: float | None = None, atmosphere: Atmos = "air"
+    ) -> dict[str, float]:
         """Products the phase decomposes into (atom fractions), {formula: 1.0} when stable."""
         return self.stability(formula, temperature_k, atmosphere)["decomposition"]
 
@@ -426,13 +526,17 @@ class ThermoDB:
 
         return PhaseDiagram([e for e in pd.all_entries if e.name != formula])
 
-    def stable_phases(self, elements: Iterable[str], temperature_k: float, atmosphere: Atmos = "air") -> list[str]:
+    def stable_phases(
+        self, elements: Iterable[str], temperature_k: float, atmosphere: Atmos = "air"
+    ) -> list[str]:
         """Phases on the ΔG_f(T) hull of the system (gases of the atmosphere included)."""
         pd = self.phase_diagram(elements, temperature_k, atmosphere)
         return sorted({e.name for e in pd.stable_entries})
 
     # ---------------------------------------------------------------- reactions
-    def balance(self, reactants: Iterable[str], products: Iterable[str], open_gases: Iterable[str] = GASES) -> BalancedReaction:
+    def balance(
+        self, reactants: Iterable[str], products: Iterable[str], open_gases: Iterable[str] = GASES
+    ) -> BalancedReaction:
         """Balance with gases of the atmosphere taken up or released (see reactions.balance)."""
         return self._balance_cache(tuple(reactants), tuple(products), tuple(open_gases))
 
@@ -449,7 +553,11 @@ class ThermoDB:
     ) -> ReactionEnergy:
         """ΔG(T) of the balanced reaction, per atom and per formula unit of the first product."""
         return self._reaction_cache(
-            tuple(reactants), tuple(products), _key_t(temperature_k), atm.atmosphere_key(atmosphere), tuple(open_gases)
+            tuple(reactants),
+            tuple(products),
+            _key_t(temperature_k),
+            atm.atmosphere_key(atmosphere),
+            tuple(open_gases),
         )
 
     def _reaction_energy_uncached(self, reactants, products, t, atm_key, open_gases) -> ReactionEnergy:
@@ -477,7 +585,9 @@ class ThermoDB:
             volume_estimated=volume_estimated,
         )
 
-    def interface_reactions(self, a: str, b: str, temperature_k: float, atmosphere: Atmos = "air") -> list[InterfaceReaction]:
+    def interface_reactions(
+        self, a: str, b: str, temperature_k: float, atmosphere: Atmos = "air"
+    ) -> list[InterfaceReaction]:
         """Reactions between two phases along their mixing line at T, most exergonic first
         (only ΔG < 0; a phase that decomposes on its own shows up at x = 1 or x = 0)."""
         fa, fb = _reduce(a), _reduce(b)
@@ -485,7 +595,9 @@ class ThermoDB:
             raise ReactionError(f"interface reaction needs two different phases, got {fa} twice")
         return list(self._iface_cache(fa, fb, _key_t(temperature_k), atm.atmosphere_key(atmosphere)))
 
-    def _interface_uncached(self, fa: str, fb: str, t: float, atm_key: tuple) -> tuple[InterfaceReaction, ...]:
+    def _interface_uncached(
+        self, fa: str, fb: str, t: float, atm_key: tuple
+    ) -> tuple[InterfaceReaction, ...]:
         from pymatgen.core import Composition
 
         atmosphere = _atm_from_key(atm_key)
@@ -535,6 +647,7 @@ class ThermoDB:
 # ---------------------------------------------------------------- helpers
 
 _ELEMENT_GAS = {v: k for k, v in gibbs.ELEMENTAL_GASES.items()}
+_NOT_DFT = frozenset({"exp", "element", "user", "model", "cif"})
 
 
 @lru_cache(maxsize=65536)
@@ -639,7 +752,9 @@ def gas_formation_enthalpy_per_atom(formula: str) -> float:
     f = parse_formula(formula)
     table = _gas_enthalpies()
     if f not in table:
-        raise DataMissingError(f"no standard formation enthalpy for the gas {f} in models/thermo/data/gases.csv")
+        raise DataMissingError(
+            f"no standard formation enthalpy for the gas {f} in models/thermo/data/gases.csv"
+        )
     return table[f] / 96.485332 / Composition(f).num_atoms
 
 

@@ -117,21 +117,9 @@ def _gas_reduced_formulas() -> frozenset[str]:
 
 
 def is_gas(formula: str) -> bool:
-    """True for a tabulated gas; ``formula`` should be a reduced formula (fast set lookup)."""
-    if formula in _gas_reduced_formulas():
-        return True
-    return _is_gas_slow(formula)
-
-
-@lru_cache(maxsize=65536)
-def _is_gas_slow(formula: str) -> bool:
-    from pymatgen.core import Composition
-
-    try:
-        reduced = Composition(formula).reduced_formula
-    except Exception:
-        return False
-    return reduced in _gas_reduced_formulas() or gas_key(formula) is not None
+    """True for a tabulated gas. ``formula`` must be a reduced formula (labos.domain.parse_formula):
+    this is a set lookup, called for every entry of every database."""
+    return formula in _gas_reduced_formulas()
 
 
 @lru_cache(maxsize=65536)

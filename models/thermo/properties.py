@@ -29,7 +29,9 @@ def _table() -> dict[str, MeltingPoint]:
             f = parse_formula(row["formula"])
             out.setdefault(
                 f,
-                MeltingPoint(f, float(row["temperature_c"]) + 273.15, row["kind"], row["source"], row["note"] or ""),
+                MeltingPoint(
+                    f, float(row["temperature_c"]) + 273.15, row["kind"], row["source"], row["note"] or ""
+                ),
             )
     return out
 

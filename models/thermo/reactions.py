@@ -140,8 +140,7 @@ def balance(
         if loose.status == 0:
             idle = [s for s, v in zip(reac + prod, loose.x[: nr + npr], strict=True) if abs(v) < MIN_AMOUNT]
             raise ReactionError(
-                f"{eq_text} can only be balanced without {', '.join(idle)}: "
-                "it takes no part in the reaction"
+                f"{eq_text} can only be balanced without {', '.join(idle)}: it takes no part in the reaction"
             )
         missing = _unbalanceable_elements(reac, prod, gases)
         why = f" (element {', '.join(missing)} appears on one side only)" if missing else ""

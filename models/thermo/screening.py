@@ -17,9 +17,7 @@ from labos.errors import DataMissingError, LabosError
 from .entries import ThermoEntry
 
 # Elements without a stable isotope (Tc, Pm, and Z >= 84).
-RADIOACTIVE = frozenset(
-    "Tc Pm Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr".split()
-)
+RADIOACTIVE = frozenset("Tc Pm Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr".split())
 AIR_GASES = ("O2", "CO2", "H2O")
 ROOM_TEMPERATURE_K = 300.0  # lowest temperature of the Gibbs tables (≈ 27 °C)
 FROM_ATMOSPHERE = frozenset({"O"})  # elements a furnace in air can supply
@@ -55,12 +53,16 @@ def _as_candidate(item) -> Candidate:
     if isinstance(item, Candidate):
         return item
     if isinstance(item, ThermoEntry):
-        return Candidate(item.formula, item.formation_enthalpy_per_atom, item.source, item.entry_id, item.volume_per_atom)
+        return Candidate(
+            item.formula, item.formation_enthalpy_per_atom, item.source, item.entry_id, item.volume_per_atom
+        )
     if isinstance(item, str):
         return Candidate(parse_formula(item))
     formula = getattr(item, "formula", None)
     if formula is not None:  # labos.domain.Target
-        return Candidate(parse_formula(formula), None, getattr(item, "source", "user"), getattr(item, "source_id", None))
+        return Candidate(
+            parse_formula(formula), None, getattr(item, "source", "user"), getattr(item, "source_id", None)
+        )
     raise LabosError(f"cannot screen {item!r}: give a formula, a Target or a ThermoEntry")
 
 
@@ -170,7 +172,11 @@ def _screen_one(cand: Candidate, db, have, excluded, max_ehull) -> ScreenResult:
     energy = cand.formation_energy_per_atom
     try:
         stored = db.entry(f) if db.has(f) else None
-        if energy is not None and stored is not None and abs(stored.formation_enthalpy_per_atom - energy) < 1e-6:
+        if (
+            energy is not None
+            and stored is not None
+            and abs(stored.formation_enthalpy_per_atom - energy) < 1e-6
+        ):
             energy = None  # the database already holds this very phase: use its diagram directly
         if stored is not None and cand.source == "user":
             res.source, res.source_id = stored.source, stored.entry_id
@@ -197,8 +203,9 @@ def _screen_one(cand: Candidate, db, have, excluded, max_ehull) -> ScreenResult:
 # ---------------------------------------------------------------- reading target files
 
 
-def read_targets(path: str | Path) -> list[Candidate]:
-    """Targets from a GNoME/MP summary CSV, a folder of CIFs, or a text file of formulas."""
+def read_targets(path: str | Path, *, energies: str | None = None) -> list[Candidate]:
+    """Targets from a GNoME/MP summary CSV, a folder of CIFs, or a text file of formulas.
+    ``energies="chgnet"`` gives CIF targets CHGNet energies (optional extra)."""
     from labos.errors import FormulaError
 
     path = Path(path)
@@ -207,9 +214,19 @@ def read_targets(path: str | Path) -> list[Candidate]:
     if path.is_dir():
         from .sources import CIFFolderSource
 
+        records = CIFFolderSource(path).structures()
+        values: list[float | None] = [None] * len(records)
+        source = "cif"
+        if energies == "chgnet":
+            from .chgnet import chgnet_entries
+
+            values = [e.formation_enthalpy_per_atom for e in chgnet_entries([r.structure for r in records])]
+            source = "chgnet"
+        elif energies is not None:
+            raise LabosError(f"unknown energy method {energies!r} for CIF targets (use 'chgnet')")
         return [
-            Candidate(r.formula, None, "cif", r.path.name, r.volume_per_atom)
-            for r in CIFFolderSource(path).structures()
+            Candidate(r.formula, v, source, r.path.name, r.volume_per_atom)
+            for r, v in zip(records, values, strict=True)
         ]
     if path.suffix.lower() == ".csv":
         from .sources import SummarySource, read_summary_table, resolve_source

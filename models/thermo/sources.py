@@ -39,10 +39,14 @@ class Source(Protocol):
     def load(self) -> list[ThermoEntry]: ...
 
 
-def _compat_dir() -> Path:
-    import pymatgen.analysis.compatibility as compat
+def compat_dir() -> Path:
+    """pymatgen's compatibility data folder, found without importing that (slow) module."""
+    import importlib.util
 
-    return Path(compat.__file__).parent
+    spec = importlib.util.find_spec("pymatgen.analysis.compatibility")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataMissingError("pymatgen's compatibility data (exp_compounds.json.gz) is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def file_sha256(path: Path) -> str:
@@ -89,7 +93,7 @@ class ExperimentalSource:
 
         from .gibbs import is_gas
 
-        rows = json.loads(gzip.open(_compat_dir() / "exp_compounds.json.gz").read())
+        rows = json.loads(gzip.open(compat_dir() / "exp_compounds.json.gz").read())
         out = []
         for row in rows:
             comp = Composition(row["formula"])
@@ -115,7 +119,7 @@ class CalculatedSource:
     name: str = "calc"
 
     def load(self) -> list[ThermoEntry]:
-        path = _compat_dir() / "calc_compounds.json.gz"
+        path = compat_dir() / "calc_compounds.json.gz"
         return _cached(f"calc-{file_sha256(path)[:16]}", lambda: self._build(path))
 
     @staticmethod
@@ -232,8 +236,10 @@ class SummarySource:
             raise SourceError(f"{path}: missing column {COL_ENERGY!r} (or {COL_EFORM!r}) with the energies")
         comp_col = COL_COMPOSITION if COL_COMPOSITION in df.columns else COL_FORMULA
         ids = df[COL_ID].astype(str).tolist() if COL_ID in df.columns else [None] * len(df)
-        decomp_col = COL_DECOMP_MP if COL_DECOMP_MP in df.columns else (
-            COL_DECOMP if COL_DECOMP in df.columns else None
+        decomp_col = (
+            COL_DECOMP_MP
+            if COL_DECOMP_MP in df.columns
+            else (COL_DECOMP if COL_DECOMP in df.columns else None)
         )
         comps = []
         for i, text in enumerate(df[comp_col].astype(str)):
@@ -244,7 +250,10 @@ class SummarySource:
         volumes = [None] * len(df)
         if COL_VOLUME in df.columns:
             vols = df[COL_VOLUME].to_numpy(dtype=float)
-            volumes = [float(v) / c.num_atoms if math.isfinite(v) and v > 0 else None for v, c in zip(vols, comps, strict=True)]
+            volumes = [
+                float(v) / c.num_atoms if math.isfinite(v) and v > 0 else None
+                for v, c in zip(vols, comps, strict=True)
+            ]
         if has_eform:
             values = df[COL_EFORM].to_numpy(dtype=float)
             out = [
@@ -275,7 +284,9 @@ class SummarySource:
                 continue
             data = {"decomposition_energy_file": float(d)} if d is not None and math.isfinite(d) else {}
             final.append(
-                ThermoEntry(e.formula, e.formation_enthalpy_per_atom, e.source, e.entry_id, None, vol, False, data)
+                ThermoEntry(
+                    e.formula, e.formation_enthalpy_per_atom, e.source, e.entry_id, None, vol, False, data
+                )
             )
         return final
 
@@ -388,6 +399,8 @@ def resolve_source(spec) -> object:
             return spec
         raise ConfigError(f"{spec!r} is not a thermodynamic source")
     text = str(spec)
+    if text.startswith("chgnet:"):  # a CIF folder whose energies come from CHGNet
+        return CIFFolderSource(Path(text.split(":", 1)[1]), name="chgnet", energies="chgnet")
     if text in ("exp", "embedded"):
         return ExperimentalSource()
     if text == "calc":
@@ -408,5 +421,6 @@ def resolve_source(spec) -> object:
                 refs = mp_reference_energies()
         return SummarySource(path, name=name, references=refs)
     raise ConfigError(
-        f"unknown thermodynamic source {text!r}: use exp, calc, mp, a summary .csv or a CIF folder"
+        f"unknown thermodynamic source {text!r}: use exp, calc, mp, a summary .csv, a CIF folder "
+        "or chgnet:FOLDER"
     )

@@ -23,8 +23,24 @@ ELEMENTAL_FACTOR = 0.459 / 0.6022  # Å³ per (cm³/mol): 1 cm³/mol = 1/0.6022 
 FALLBACK_VOLUME = 15.0  # Å³/atom, typical of oxides; used only when nothing else is known
 
 
-ANION_STATES = {"O": -2, "F": -1, "Cl": -1, "Br": -1, "I": -1, "S": -2, "Se": -2, "Te": -2, "N": -3, "P": -3,
-                "C": -4, "H": -1, "As": -3, "Sb": -3, "Si": -4, "B": -3}
+ANION_STATES = {
+    "O": -2,
+    "F": -1,
+    "Cl": -1,
+    "Br": -1,
+    "I": -1,
+    "S": -2,
+    "Se": -2,
+    "Te": -2,
+    "N": -3,
+    "P": -3,
+    "C": -4,
+    "H": -1,
+    "As": -3,
+    "Sb": -3,
+    "Si": -4,
+    "B": -3,
+}
 
 
 @lru_cache(maxsize=4096)
@@ -49,7 +65,9 @@ def _cation_states(symbol: str) -> tuple[int, ...]:
     from pymatgen.core import Element
 
     el = Element(symbol)
-    states = [s for s in (el.common_oxidation_states or ()) if s > 0] or [s for s in el.oxidation_states if s > 0]
+    states = [s for s in (el.common_oxidation_states or ()) if s > 0] or [
+        s for s in el.oxidation_states if s > 0
+    ]
     return tuple(states[:4]) or (0,)
 
 
@@ -60,7 +78,9 @@ def _oxidation_states(amounts: dict[str, float]) -> dict[str, int] | None:
 
     from pymatgen.core import Element
 
-    ranked = sorted(amounts, key=lambda e: Element(e).X if Element(e).X == Element(e).X else 0.0, reverse=True)
+    ranked = sorted(
+        amounts, key=lambda e: Element(e).X if Element(e).X == Element(e).X else 0.0, reverse=True
+    )
     anions = [e for e in ranked if e in ANION_STATES and (e in ("O", "F") or e == ranked[0])]
     if not anions:
         return None

@@ -30,13 +30,22 @@ import numpy as np
 from labos.domain import Outcome, PhaseResult, XRDPattern, parse_formula
 from labos.errors import LabosError
 from labos.models.xrd.crystal import CrystalPhase
-from labos.models.xrd.peaks import ObservedPeaks, find_peaks, initial_state, match_phase
+from labos.models.xrd.peaks import ObservedPeaks, find_peaks, initial_state, match_phase, size_for_width
 from labos.models.xrd.physics import InstrumentProfile, PhaseCalc, PhaseState, phase_pattern
 from labos.models.xrd.refine import FitPhase, FitResult, WholePatternFit, background_basis
 
 # A systematic error floor for real-data quantification (microabsorption, texture, structure models):
 # added in quadrature to the statistical σ when judging a >50 wt% decision.
 SYSTEMATIC_WT_SIGMA = 0.03
+
+
+SMALL_SIZE_NM = 6.0  # crystallites this small make peaks broad enough to mimic background
+
+
+def _cluster(phase: CrystalPhase) -> tuple[str, int]:
+    """Entries of one phase (same formula and space group, e.g. two CIFs of ZnO) share a cluster:
+    a model holds at most one of them."""
+    return (phase.formula, phase.spacegroup_number)
 
 
 class XRDAnalysisError(LabosError, ValueError):
@@ -46,18 +55,19 @@ class XRDAnalysisError(LabosError, ValueError):
 @dataclass
 class AnalysisOptions:
     max_phases: int = 5
-    add_significance: float = 60.0  # Δχ² / χ²_red needed to add a phase
+    add_significance: float = 100.0  # Δχ² / χ²_red needed to add a phase
     keep_significance: float = 40.0  # ... needed to keep it in the final model
     min_weight_fraction: float = 0.004
-    bin_step: float = 0.02  # deg; patterns with finer steps are binned (counts summed)
+    points_per_fwhm: float = 6.0  # patterns with finer steps are binned (counts summed) to about this
+    max_bin_step: float = 0.04  # deg
     two_theta_min: float = 8.0
     two_theta_max: float = 140.0
     bg_order: int = 10
     lattice_bound: float = 0.015
     sizes_nm: tuple[float, ...] = (400.0, 60.0, 15.0)
-    top_k: int = 3
+    top_k: int = 2
     search_nfev: int = 12
-    final_nfev: int = 40
+    final_nfev: int = 25
     try_texture: bool = True
     texture_gof: float = 1.6  # try preferred orientation only when GoF exceeds this
     instrument: InstrumentProfile | None = None
@@ -98,6 +108,7 @@ class AnalysisResult:
     displacement_mm: float = 0.0
     n_candidates: int = 0
     source: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     # curves for plots (on the analysed, possibly binned, grid)
     x: np.ndarray | None = field(default=None, repr=False)
     observed: np.ndarray | None = field(default=None, repr=False)
@@ -245,7 +256,12 @@ class _Analysis:
         if np.mean(y < 0) > 0.05:
             raise XRDAnalysisError("pattern has many negative counts: give raw counts, not background-subtracted data")
         y = np.maximum(y, 0.0)
-        self.x, self.y = _bin(x, y, opts.bin_step)
+        raw_peaks = find_peaks(x, y)
+        step = opts.max_bin_step
+        if raw_peaks.position.size:
+            sharp = float(np.percentile(raw_peaks.fwhm, 25))
+            step = min(max(sharp / opts.points_per_fwhm, 0.0), opts.max_bin_step)
+        self.x, self.y = _bin(x, y, step)
         base = opts.instrument or InstrumentProfile()
         self.inst = replace(
             base,
@@ -255,15 +271,38 @@ class _Analysis:
         )
         self.bg_basis = background_basis(self.x, opts.bg_order)
         self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers
     def _fit(
-        self, fps: list[FitPhase], inst: InstrumentProfile, nfev: int, sigma: bool = False, shifts: bool = True
+        self,
+        fps: list[FitPhase],
+        inst: InstrumentProfile,
+        nfev: int,
+        sigma: bool = False,
+        shifts: bool = True,
+        profile: bool = False,
     ) -> FitResult:
         fit = WholePatternFit(
-            self.x, self.y, inst, fps, bg_basis=self.bg_basis, refine_zero=shifts, refine_displacement=shifts
+            self.x,
+            self.y,
+            inst,
+            fps,
+            bg_basis=self.bg_basis,
+            refine_zero=shifts,
+            refine_displacement=shifts,
+            refine_asymmetry=profile,
+            refine_width=profile,
         )
         return fit.run(max_nfev=nfev, with_sigma=sigma)
+
+    def _with_sigma(self, fit: FitResult) -> FitResult:
+        """Uncertainties at the refined parameters (no further refinement)."""
+        fitter = WholePatternFit(
+            self.x, self.y, fit.inst, fit.phases, bg_basis=self.bg_basis, refine_asymmetry=True, refine_width=True
+        )
+        return fitter.result(fitter.x0, with_sigma=True)
 
     def _linear(self, fps: list[FitPhase], inst: InstrumentProfile) -> FitResult:
         """Scales and background only, the nonlinear parameters held."""
@@ -301,7 +340,10 @@ class _Analysis:
                 continue
             inst = replace(self.inst, zero_shift=m.zero)
             cols = []
-            for size in opts.sizes_nm:
+            sizes = opts.sizes_nm
+            if m.fwhm is not None and m.at is not None:  # the width of the peaks it landed on
+                sizes = (size_for_width(self.inst, m.at, m.fwhm),)
+            for size in sizes:
                 st = initial_state(calcs[id(p)], m, size)
                 col = phase_pattern(x, calcs[id(p)], st, inst)
                 if col.max() > 0:
@@ -311,30 +353,45 @@ class _Analysis:
         if not cand_cols:
             return self._unexplained(obs, "no candidate phase matches the observed peaks")
 
+        self._lap("proposal")
         current: list[FitPhase] = []
         fit = self._empty_fit()
         signif: dict[int, float] = {}
-        n = x.size
+        by_id = {id(p): p for p in self.phases}
         for _ in range(opts.max_phases):
-            ranked = self._screen(fit, current, cand_cols)
+            taken = {_cluster(fp.phase) for fp in current}
+            ranked = [t for t in self._screen(fit, current, cand_cols) if _cluster(by_id[t[0]]) not in taken]
             if not ranked:
                 break
             trials = []
-            # trial fits move only the new phase (and the zero shift / displacement): cheap and
-            # enough to rank; the winner is then refined with everything free.
+            # Trial fits move only the new phase (the first one also the zero shift, displacement,
+            # asymmetry and instrument width): cheap and enough to rank; the winner is then refined
+            # with everything free.
             frozen = [replace(fp, refine_lattice=False, refine_size=False) for fp in current]
             for pid, st, zero in ranked[: opts.top_k]:
-                phase = next(p for p in self.phases if id(p) == pid)
-                new = FitPhase(phase, calcs[pid], st, lattice_bound=opts.lattice_bound)
-                inst = fit.inst if current else replace(self.inst, zero_shift=zero)
-                trials.append((self._fit(frozen + [new], inst, opts.search_nfev, shifts=not current), pid))
+                new = FitPhase(by_id[pid], calcs[pid], st, lattice_bound=opts.lattice_bound)
+                if current:
+                    trial = self._fit(frozen + [new], fit.inst, opts.search_nfev, shifts=False)
+                else:
+                    trial = self._fit([new], replace(self.inst, zero_shift=zero), opts.search_nfev, profile=True)
+                trials.append((trial, pid))
             best, pid = min(trials, key=lambda t: t[0].chi2)
-            if current:
+            if current and (fit.chi2 - best.chi2) / self._red(best, x.size) > 0.3 * opts.add_significance:
                 thawed = [replace(fp, refine_lattice=True, refine_size=True) for fp in best.phases]
                 best = self._fit(thawed, best.inst, opts.search_nfev)
-            sig = (fit.chi2 - best.chi2) / self._red(best, n)
+            red = self._red(best, x.size)
+            sig = (fit.chi2 - best.chi2) / red
+            own = self._own_evidence(fit, best) / red
             wf = best.weight_fractions[-1] if best.weight_fractions.size else 0.0
-            if sig < opts.add_significance or wf < opts.min_weight_fraction:
+            tiny = best.phases[-1].state.size_nm < SMALL_SIZE_NM  # a very broad phase can mimic background
+            need = opts.add_significance * (3.0 if tiny else 1.0)
+            if sig < need or own < 0.5 * need or wf < opts.min_weight_fraction:
+                if sig >= need:
+                    self.notes.append(
+                        f"{by_id[pid].name} not added: it lowers χ² only under peaks of other phases"
+                        if own < 0.5 * need
+                        else f"{by_id[pid].name} not added: below {opts.min_weight_fraction:.1%}"
+                    )
                 break
             current = best.phases
             fit = best
@@ -343,14 +400,38 @@ class _Analysis:
             return self._unexplained(obs, "no candidate phase improves the fit significantly")
 
         # removal test (phases made redundant by later ones) and negligible phases
+        self._lap("search")
         current, fit = self._prune(current, fit, signif)
+        self._lap("prune")
         # final refinement: microstrain on, more iterations
         final_fps = [replace(fp, refine_strain=True) for fp in current]
-        fit = self._fit(final_fps, fit.inst, opts.final_nfev)
+        fit = self._fit(final_fps, fit.inst, opts.final_nfev, profile=True)
+        self._lap("final")
         if opts.try_texture and fit.gof > opts.texture_gof:
             fit = self._texture(fit)
-        fit = self._fit(fit.phases, fit.inst, 3, sigma=True)
-        return self._result(fit, obs, signif)
+            self._lap("texture")
+        fit = self._with_sigma(fit)
+        self._lap("uncertainty")
+        result = self._result(fit, obs, signif)
+        result.timings = self.timings
+        return result
+
+    def _lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(now - self._t, 4)
+        self._t = now
+
+    def _own_evidence(self, old: FitResult, new: FitResult) -> float:
+        """χ² drop over the points where the newest phase carries most of the diffracted intensity:
+        a phase that only absorbs misfit under other phases' peaks has little of it."""
+        sw = np.sqrt(1.0 / np.maximum(self.y, 1.0))
+        r_old = (self.y - old.calc) * sw
+        r_new = (self.y - new.calc) * sw
+        curves = new.phase_curves()
+        total = curves.sum(axis=1)
+        share = np.divide(curves[:, -1], total, out=np.zeros_like(total), where=total > 0)
+        gain = r_old * r_old - r_new * r_new
+        return float(gain[share > 0.5].sum())
 
     def _screen(self, fit: FitResult, current: list[FitPhase], cand_cols) -> list[tuple[int, PhaseState, float]]:
         """χ² drop of adding each candidate (best of its sizes), by projection on the residual."""
@@ -404,26 +485,36 @@ class _Analysis:
         return current, fit
 
     def _texture(self, fit: FitResult) -> FitResult:
-        """Try March–Dollase along the principal axes for the major phases; keep what clearly helps."""
+        """Try March–Dollase along the principal axes for the major phases, moving only the ratio
+        (everything else held); what clearly helps is then refined with everything free."""
         n = self.x.size
+        held = [replace(fp, refine_lattice=False, refine_size=False, refine_strain=False) for fp in fit.phases]
+        changed = False
         for i, fp in enumerate(fit.phases):
             if fit.weight_fractions[i] < 0.05:
                 continue
             axes = [(0, 0, 1), (1, 0, 0)] if fp.phase.system != "cubic" else [(1, 1, 1), (1, 0, 0)]
             if fp.phase.system in ("orthorhombic", "monoclinic", "triclinic"):
                 axes.append((0, 1, 0))
-            best = fit
+            best = None
             for axis in axes:
-                trial_fps = list(fit.phases)
-                trial_fps[i] = replace(fp, refine_po=True, state=replace(fp.state, po_axis=axis, po_ratio=0.85))
-                trial = self._fit(trial_fps, fit.inst, self.opts.search_nfev)
-                if trial.chi2 < best.chi2:
+                trial_fps = list(held)
+                trial_fps[i] = replace(held[i], refine_po=True, state=replace(fp.state, po_axis=axis, po_ratio=0.85))
+                trial = self._fit(trial_fps, fit.inst, 8, shifts=False)
+                if best is None or trial.chi2 < best.chi2:
                     best = trial
-            if (fit.chi2 - best.chi2) / self._red(best, n) > self.opts.add_significance:
+            if best is not None and (fit.chi2 - best.chi2) / self._red(best, n) > self.opts.add_significance:
                 st = best.phases[i].state
                 self.notes.append(f"preferred orientation of {fp.phase.name} along {st.po_axis}: r = {st.po_ratio:.2f}")
-                fit = best
-        return fit
+                held[i] = replace(held[i], state=st)
+                changed = True
+        if not changed:
+            return fit
+        free = [
+            replace(h, refine_lattice=True, refine_size=True, refine_strain=True, refine_po=h.state.po_ratio != 1.0)
+            for h in held
+        ]
+        return self._fit(free, fit.inst, self.opts.search_nfev, profile=True)
 
     # ------------------------------------------------------------------ results
     def _unexplained_fraction(self, fit: FitResult, obs: ObservedPeaks) -> float:

@@ -186,3 +186,29 @@ class PhaseLibrary:
                 continue
             out.append(p)
         return sorted(out, key=lambda p: p.e_above_hull if p.e_above_hull is not None else 0.0)
+
+
+def reference_structures() -> dict[str, object]:
+    """Structures labos writes down itself (with literature sources) for common precursors that
+    open CIF collections lack, e.g. MnCO3 and monoclinic α-Bi2O3 (models/xrd/data)."""
+    import json
+    from importlib import resources
+
+    from pymatgen.core import Lattice, Structure
+
+    raw = json.loads(resources.files("labos.models.xrd").joinpath("data/reference_structures.json").read_text())
+    out = {}
+    for name, entry in raw.items():
+        if name.startswith("_"):
+            continue
+        lat = entry["lattice"]
+        lattice = Lattice.from_parameters(lat["a"], lat["b"], lat["c"], lat["alpha"], lat["beta"], lat["gamma"])
+        species = [s["species"] for s in entry["sites"]]
+        coords = [s["xyz"] for s in entry["sites"]]
+        out[name] = Structure.from_spacegroup(entry["number"], lattice, species, coords)
+    return out
+
+
+def reference_library() -> PhaseLibrary:
+    """:func:`reference_structures` as a library (source: the literature reference of each entry)."""
+    return PhaseLibrary.from_structures(reference_structures(), source="labos reference_structures.json")

@@ -71,6 +71,8 @@ class Match:
     zero: float  # deg
     score: float  # fraction of √intensity on observed peaks
     missing: float  # fraction of √intensity of strong sticks with no observed peak
+    fwhm: float | None = None  # median FWHM of the observed peaks its sticks landed on
+    at: float | None = None  # median 2θ of those peaks
 
 
 def sticks(calc: PhaseCalc, inst: InstrumentProfile, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +130,31 @@ def match_phase(
     miss = 1.0
     if strong_sticks.any():
         miss = float(((hit[best] < 0.3) * wt * strong_sticks).sum() / (wt * strong_sticks).sum())
-    return Match(float(strains[best[0]]), float(zeros[best[1]]), float(score[best]), miss)
+    landed = hit[best] > 0.6
+    fwhm = at = None
+    if landed.any():
+        if p.size > 1:
+            jb, pb = j[best], pos[best]
+            nearest = np.where(np.abs(pb - p[jb - 1]) < np.abs(pb - p[jb]), jb - 1, jb)
+        else:
+            nearest = np.zeros(tt.size, dtype=int)
+        idx = nearest[landed]
+        fwhm, at = float(np.median(obs.fwhm[idx])), float(np.median(obs.position[idx]))
+    return Match(float(strains[best[0]]), float(zeros[best[1]]), float(score[best]), miss, fwhm, at)
+
+
+def size_for_width(inst: InstrumentProfile, two_theta: float, fwhm: float) -> float:
+    """Crystallite size (nm) whose broadening, with the instrument's, gives this FWHM at 2θ."""
+    from labos.models.xrd.physics import SCHERRER_K, tch
+
+    theta = math.radians(two_theta / 2)
+    tan_t, cos_t = math.tan(theta), math.cos(theta)
+    hg = math.sqrt(max(inst.U * tan_t**2 + inst.V * tan_t + inst.W, 1e-8))
+    lam = inst.wavelengths[0]
+    sizes = np.geomspace(5.0, 2000.0, 60)
+    hl = inst.X / cos_t + inst.Y * tan_t + SCHERRER_K * lam / (sizes * 10.0) * 180 / math.pi / cos_t
+    h, _ = tch(np.full_like(hl, hg), hl)
+    return float(sizes[np.argmin(np.abs(np.log(h / max(fwhm, 1e-4))))])
 
 
 def initial_state(calc: PhaseCalc, match: Match, size_nm: float) -> PhaseState:

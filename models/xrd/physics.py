@@ -45,7 +45,7 @@ class InstrumentProfile:
     radius_mm: float = 145.0
     zero_shift: float = 0.0  # deg 2θ
     displacement_mm: float = 0.0  # sample height error s (positive = above the focusing circle)
-    asymmetry: float = 0.0  # axial-divergence asymmetry A: split widths H(1 ± α), α = A / tan 2θ
+    asymmetry: float = 0.1  # axial-divergence asymmetry A: split widths H(1 ± α), α = A / tan 2θ
 
     def with_(self, **kw) -> InstrumentProfile:
         return replace(self, **kw)

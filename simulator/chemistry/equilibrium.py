@@ -74,6 +74,22 @@ class Reaction:
         return f"{lhs} -> {rhs}"
 
 
+_VIEWS: dict[tuple[int, tuple[str, ...] | None], tuple[object, ThermoView]] = {}
+
+
+def shared_view(db, allowed_phases: Iterable[str] | None = None) -> ThermoView:
+    """One cached view per (database, allowed phases): thermodynamics do not depend on a world's
+    seed, so worlds of many seeds share the same warm caches."""
+    allowed = None if allowed_phases is None else tuple(sorted({make_phase(p).key for p in allowed_phases}))
+    key = (id(db), allowed)
+    hit = _VIEWS.get(key)
+    if hit is not None and hit[0] is db:
+        return hit[1]
+    view = ThermoView(db, allowed)
+    _VIEWS[key] = (db, view)
+    return view
+
+
 class ThermoView:
     """The thermodynamic data the world needs, cached: candidate phases and grand potentials."""
 
@@ -146,7 +162,9 @@ class ThermoView:
         min_share: float = 0.1,
     ) -> Reaction | None:
         """The most exergonic reaction of ``reactants`` (1 or 2 phase keys), or None if none is."""
-        return self._best(tuple(reactants), self.bucket(temperature_k), str(atmosphere), frozenset(exclude), min_share)
+        return self._best(
+            tuple(reactants), self.bucket(temperature_k), str(atmosphere), frozenset(exclude), min_share
+        )
 
     def _best_uncached(
         self, reactants: tuple[str, ...], t: float, atmosphere: str, exclude: frozenset[str], min_share: float
@@ -213,10 +231,16 @@ class ThermoView:
                     released[e] -= a * v
         gases = {"CO2": released["C"], "H2O": released["H"] / 2.0, "N2": released["N"] / 2.0}
         gases["O2"] = (released["O"] - 2.0 * gases["CO2"] - gases["H2O"]) / 2.0
-        return Reaction(reac, prod, tuple((g, v) for g, v in gases.items() if abs(v) > TINY), drive, interaction)
+        return Reaction(
+            reac, prod, tuple((g, v) for g, v in gases.items() if abs(v) > TINY), drive, interaction
+        )
 
     def equilibrium(
-        self, composition: Mapping[str, float], temperature_k: float, atmosphere: str, open_elements: Iterable[str]
+        self,
+        composition: Mapping[str, float],
+        temperature_k: float,
+        atmosphere: str,
+        open_elements: Iterable[str],
     ) -> dict[str, float]:
         """Stable assemblage (formula units per unit of ``composition``) of a closed-element
         composition with ``open_elements`` exchanged with the gas; used for residues (e.g. what is
@@ -227,7 +251,9 @@ class ThermoView:
         if total <= 0:
             return {}
         comp = tuple(sorted((e, round(a / total, 6)) for e, a in closed.items()))
-        return {k: v * total for k, v in self._equil(comp, self.bucket(temperature_k), str(atmosphere), open_el)}
+        return {
+            k: v * total for k, v in self._equil(comp, self.bucket(temperature_k), str(atmosphere), open_el)
+        }
 
     def _equilibrium_uncached(self, comp, t, atmosphere, open_el) -> tuple[tuple[str, float], ...]:
         from scipy.optimize import linprog
@@ -243,7 +269,9 @@ class ThermoView:
         b_eq = np.array([a for _, a in comp])
         res = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=[(0, None)] * len(prods), method="highs")
         if res.status != 0:
-            raise ChemistryError(f"composition {dict(comp)} has no stable assemblage in the thermodynamic data")
+            raise ChemistryError(
+                f"composition {dict(comp)} has no stable assemblage in the thermodynamic data"
+            )
         return tuple((p.key, float(v)) for p, v in zip(prods, res.x, strict=True) if v > TINY)
 
 
@@ -261,7 +289,11 @@ def _polish(rphases: list[Phase], prods: list[Phase], x: np.ndarray) -> np.ndarr
     a = np.array([[prods[j].amount(e) for j in active] for e in elements])
     b = np.array([sum(x[i] * p.amount(e) for i, p in enumerate(rphases)) for e in elements])
     sol, *_ = np.linalg.lstsq(a, b, rcond=None)
-    if np.all(sol > 0) and np.allclose(a @ sol, b, rtol=0, atol=1e-12) and np.allclose(sol, x[nr + np.array(active)], atol=1e-5):
+    if (
+        np.all(sol > 0)
+        and np.allclose(a @ sol, b, rtol=0, atol=1e-12)
+        and np.allclose(sol, x[nr + np.array(active)], atol=1e-5)
+    ):
         x = x.copy()
         x[nr + np.array(active)] = sol
     return x

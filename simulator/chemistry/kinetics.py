@@ -67,7 +67,9 @@ def arrhenius(k_onset: float, ea_kj: float, onset_k: float, temperature_k: float
     return k_onset * math.exp(-ea_kj / R_KJ * (1.0 / temperature_k - 1.0 / onset_k))
 
 
-def driving_force_gate(drive: float, threshold: float, width: float = 0.004, reference: float = 0.05) -> float:
+def driving_force_gate(
+    drive: float, threshold: float, width: float = 0.004, reference: float = 0.05
+) -> float:
     """Rate multiplier from the driving force (eV/atom): a logistic step at ``threshold`` times
     an affinity factor drive/reference capped at 3 (more driving force, faster growth)."""
     if drive <= 0.0:

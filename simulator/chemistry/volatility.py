@@ -42,7 +42,9 @@ def volatile_oxides() -> dict[str, VolatileOxide]:
     }
 
 
-def loss_fraction(phase: Phase, temperature_k: float, dt_min: float, liquid: bool, scale: float) -> tuple[str, float]:
+def loss_fraction(
+    phase: Phase, temperature_k: float, dt_min: float, liquid: bool, scale: float
+) -> tuple[str, float]:
     """(volatile element, share of it lost in this step) for ``phase``; share 0 if none."""
     table = volatile_oxides()
     best: tuple[str, float] = ("", 0.0)

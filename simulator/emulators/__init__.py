@@ -2,17 +2,20 @@
 
 Each emulator is a plain object holding the device's state, evolved from a
 :class:`labos.simulator.clock.Clock`, so it runs in virtual time (ManualClock, SimClock, or the
-fast :class:`ScaledClock`) as well as in real time. A small server runs it on a background thread:
+fast :class:`ScaledClock`) as well as in real time. This module is the one place for what they
+share:
 
-* :class:`PtyServer` — ``os.openpty()``; the driver opens :attr:`PtyServer.path` (``/dev/pts/N``)
-  with pyserial. A pty ignores baud rate and parity, so transmission errors are emulated at the
-  protocol level.
-* :class:`TcpServer` — listens on 127.0.0.1, port chosen by the OS.
-
-Faults of PROTOCOLS.md §7 that every protocol shares (no reply, partial reply, late reply,
-dropped connection, garbage, wrong line ending, a reply meant for another command; for Modbus
-also bad CRC, wrong slave address, short and long frames) are injected with
-:meth:`Emulator.inject`; device faults are methods of each emulator.
+* the servers, each one background thread around a selector — :class:`PtyServer`
+  (``os.openpty()``; the driver opens :attr:`PtyServer.path`, ``/dev/pts/N``, with pyserial; a
+  pty ignores baud rate and parity, so transmission errors are emulated at the protocol level)
+  and :class:`TcpServer` (127.0.0.1 only, port chosen by the OS unless given);
+* clock timers (:meth:`Emulator.call_at`) for device work that takes time (a dose, a door, a scan);
+* the one fault vocabulary, :class:`WireFault`: the link faults of PROTOCOLS.md §7 that every
+  protocol shares (no reply, partial reply, late reply, dropped connection, garbage, wrong line
+  ending, a reply meant for another command) plus the Modbus framing faults (bad CRC, wrong slave
+  address, long frame). :meth:`Emulator.inject` queues them and :meth:`Emulator.send_reply`
+  applies them, for every emulator alike. Device faults (an e-stop, a jammed door, a sensor
+  break) are methods of each emulator.
 """
 
 from __future__ import annotations
@@ -29,17 +32,20 @@ import threading
 import time
 import tty
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from labos.simulator.clock import Clock, ManualClock
+from labos.simulator.clock import Clock, ManualClock, WallClock
 
 log = logging.getLogger("labos.simulator.emulators")
 
 __all__ = [
+    "LINK_FAULTS",
     "Connection",
     "Emulator",
+    "FaultQueue",
+    "InjectedFault",
     "LineEmulator",
     "PtyServer",
     "ScaledClock",
@@ -52,6 +58,7 @@ __all__ = [
 CLOCK_POLL_S = 0.002
 
 
+# -- virtual time ------------------------------------------------------------------------------
 class ScaledClock:
     """Fast virtual time: ``factor`` clock seconds pass per wall second (1000 → a 10 h programme in 36 s)."""
 
@@ -64,6 +71,10 @@ class ScaledClock:
 
     def now(self) -> float:
         return self._start + (time.monotonic() - self._t0) * self.factor
+
+    def advance(self, seconds: float) -> None:
+        """Jump ``seconds`` ahead (on top of the scaled flow), e.g. to skip a 5 s unlock delay."""
+        self._start += seconds
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time."""
@@ -85,29 +96,84 @@ def sleeper_for(clock: Clock) -> Callable[[float], None]:
     return time.sleep
 
 
+# -- faults ------------------------------------------------------------------------------------
 class WireFault(StrEnum):
-    """Faults of the link itself (PROTOCOLS.md §7 'All', plus the Modbus framing faults)."""
+    """Faults of the link itself: PROTOCOLS.md §7 'All', plus the Modbus framing faults."""
 
-    NO_REPLY = "no_reply"
-    PARTIAL = "partial"  # half a line / a short frame
+    NO_REPLY = "no_reply"  # the device stays silent (the connection stays open)
+    PARTIAL = "partial"  # half the reply and no line end (Modbus: a short frame)
     LATE = "late"  # the reply comes ``delay_s`` real seconds later
     DROP = "drop"  # the TCP connection is closed instead of replying
-    GARBAGE = "garbage"
-    WRONG_EOL = "wrong_eol"  # the line ends in a bare CR
+    GARBAGE = "garbage"  # noise bytes instead of the reply
+    WRONG_EOL = "wrong_eol"  # the reply ends in a bare CR
     OTHER_REPLY = "other_reply"  # a well-formed reply to some other command
     BAD_CRC = "bad_crc"
-    WRONG_ADDRESS = "wrong_address"
+    WRONG_ADDRESS = "wrong_address"  # a reply from another slave address
     LONG = "long"  # extra bytes after a valid frame
 
 
+#: the §7 faults every emulated link can show
+LINK_FAULTS = frozenset(
+    {
+        WireFault.NO_REPLY,
+        WireFault.PARTIAL,
+        WireFault.LATE,
+        WireFault.DROP,
+        WireFault.GARBAGE,
+        WireFault.WRONG_EOL,
+        WireFault.OTHER_REPLY,
+    }
+)
+#: faults that can also hit the request on its way in (the device never sees it)
+_INBOUND_FAULTS = frozenset({WireFault.NO_REPLY, WireFault.DROP})
+
+
 @dataclass
-class _Injected:
+class InjectedFault:
     fault: WireFault
-    remaining: int
-    match: str | None
-    params: dict[str, Any] = field(default_factory=dict)
+    match: str | None  # requests starting with this (case-insensitive); None = any request
+    remaining: int | None  # None = until cleared
+    delay_s: float = 0.5
+    executes: bool = True  # False: the request is lost on the way in and the device never acts
 
 
+class FaultQueue:
+    """Thread-safe list of injected faults; each matching request or reply consumes one use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[InjectedFault] = []
+
+    def add(self, fault: InjectedFault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def take(self, request: str, *, inbound: bool = False) -> InjectedFault | None:
+        """The fault for ``request`` (consuming one use): ``inbound`` ones hit the request itself,
+        the others the reply to it."""
+        key = request.strip().lower()
+        with self._lock:
+            for f in self._faults:
+                if f.executes == inbound:
+                    continue
+                if f.match is None or key.startswith(f.match.strip().lower()):
+                    if f.remaining is not None:
+                        f.remaining -= 1
+                        if f.remaining <= 0:
+                            self._faults.remove(f)
+                    return f
+        return None
+
+
+# -- one client link ---------------------------------------------------------------------------
 class Connection:
     """One client link: the pty master or one accepted TCP socket."""
 
@@ -133,43 +199,39 @@ class Connection:
             self._close()
 
 
+# -- the emulator base -------------------------------------------------------------------------
 class Emulator:
     """State + fault injection + timers; subclasses implement :meth:`on_data` (and usually more)."""
 
-    #: the link faults this protocol can show
-    supported_faults: frozenset[WireFault] = frozenset(
-        {
-            WireFault.NO_REPLY,
-            WireFault.PARTIAL,
-            WireFault.LATE,
-            WireFault.DROP,
-            WireFault.GARBAGE,
-            WireFault.WRONG_EOL,
-            WireFault.OTHER_REPLY,
-        }
-    )
+    #: the faults this protocol can show (a pty cannot drop; Modbus adds its framing faults)
+    supported_faults: frozenset[WireFault] = LINK_FAULTS
     default_transport = "pty"
 
-    def __init__(self, clock: Clock, *, name: str = "emulator", seed: int = 0):
-        self.clock = clock
+    def __init__(
+        self, clock: Clock | None = None, *, name: str = "emulator", seed: int = 0, tcp_port: int = 0
+    ):
+        self.clock: Clock = clock if clock is not None else WallClock()
         self.name = name
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
-        self._faults: list[_Injected] = []
+        self.faults = FaultQueue()
+        self.tcp_port_wanted = tcp_port
         self._timers: list[tuple[float, int, bool, Callable[[], None]]] = []  # (t, seq, on_clock, fn)
         self._seq = itertools.count()
         self.server: PtyServer | TcpServer | None = None
-        self.requests: list[str] = []  # every request received, for tests and debugging
+        self.requests: list[Any] = []  # every request received, for tests and debugging
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self, transport: str | None = None) -> PtyServer | TcpServer:
-        """Serve on a new pty (serial devices) or on 127.0.0.1 (network devices)."""
+    def start(self, transport: str | None = None):
+        """Serve on a new pty (serial devices) or on 127.0.0.1 (network devices); returns self."""
         kind = transport or self.default_transport
+        if kind not in ("pty", "tcp"):
+            raise ValueError(f"{self.name}: transport must be 'pty' or 'tcp', not {kind!r}")
         if self.server is not None:
             raise RuntimeError(f"{self.name} is already running")
-        self.server = PtyServer(self) if kind == "pty" else TcpServer(self)
+        self.server = PtyServer(self) if kind == "pty" else TcpServer(self, port=self.tcp_port_wanted)
         self.server.start()
-        return self.server
+        return self
 
     def stop(self) -> None:
         if self.server is not None:
@@ -186,42 +248,113 @@ class Emulator:
 
     @property
     def address(self) -> dict[str, Any]:
-        """Where a driver connects: ``{"port": path}`` or ``{"host": ..., "tcp_port": ...}``."""
+        """Where a driver connects (DeviceSpec fields): ``{"port": path}`` or ``{"host", "tcp_port"}``."""
         if self.server is None:
             raise RuntimeError(f"{self.name} is not running; call start()")
         return self.server.address
 
-    # -- faults ----------------------------------------------------------------------------------
-    def inject(self, fault: WireFault | str, count: int = 1, *, match: str | None = None, **params) -> None:
-        """Apply a link fault to the next ``count`` replies (to requests starting with ``match``).
+    def drop_connections(self) -> None:
+        """Close every client connection (the device rebooted, a cable was pulled)."""
+        if isinstance(self.server, TcpServer):
+            self.server.drop_all()
 
-        ``LATE`` takes ``delay_s`` (real seconds, default 0.5).
+    # -- faults ----------------------------------------------------------------------------------
+    def inject(
+        self,
+        fault: WireFault | str,
+        count: int | None = 1,
+        *,
+        match: str | None = None,
+        delay_s: float = 0.5,
+        executes: bool = True,
+    ) -> None:
+        """Break the next ``count`` replies (``None``: every one until :meth:`clear_faults`) to
+        requests starting with ``match`` (case-insensitive).
+
+        ``LATE`` waits ``delay_s`` real seconds. ``executes=False`` (``NO_REPLY`` or ``DROP`` only)
+        loses the request on the way in, so the device never acts on it.
         """
         fault = WireFault(fault)
         if fault not in self.supported_faults:
             raise ValueError(f"{self.name}: fault {fault.value} does not apply to this protocol")
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self.lock:
-            self._faults.append(_Injected(fault, count, match, dict(params)))
+        if count is not None and count < 1:
+            raise ValueError(f"count must be at least 1 or None, got {count}")
+        if not executes and fault not in _INBOUND_FAULTS:
+            raise ValueError(f"{self.name}: only no_reply and drop can lose a request on its way in")
+        self.faults.add(InjectedFault(fault, match, count, float(delay_s), executes))
 
     def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
+        self.faults.clear()
 
-    def take_fault(self, request: str) -> _Injected | None:
-        """The fault (if any) that applies to the reply to ``request``; consumes one use."""
-        with self.lock:
-            for f in self._faults:
-                if f.match is None or request.startswith(f.match):
-                    f.remaining -= 1
-                    if f.remaining <= 0:
-                        self._faults.remove(f)
-                    return f
-        return None
+    def request_lost(self, conn: Connection, request: str) -> bool:
+        """True when an ``executes=False`` fault swallows ``request`` before the device sees it."""
+        f = self.faults.take(request, inbound=True)
+        if f is None:
+            return False
+        log.debug("%s fault %s on request %r", self.name, f.fault.value, request)
+        if f.fault is WireFault.DROP:
+            conn.close()
+        return True
+
+    def garbage(self) -> bytes:
+        return bytes(self.rng.choice(b"\x00\x7f\xff\xfe#%&*~\x1b\x13") for _ in range(self.rng.randint(3, 9)))
+
+    def corrupt(self, fault: WireFault, body: bytes) -> bytes:
+        """The bytes a protocol-specific fault (Modbus framing) makes of ``body``."""
+        raise NotImplementedError(f"{self.name}: no handling for fault {fault.value}")
+
+    def send_reply(
+        self,
+        conn: Connection,
+        body: bytes,
+        *,
+        request: str,
+        eol: bytes = b"",
+        other: Callable[[], bytes] | None = None,
+        close_after: bool = False,
+    ) -> None:
+        """Send ``body + eol`` as the reply to ``request``, applying an injected fault if one matches.
+
+        ``other`` gives the body of a reply meant for another command (``OTHER_REPLY``);
+        ``close_after`` closes the link once the reply is out (one connection per query), except
+        when the device hangs (no reply, partial reply): then the client has to give up.
+        """
+        f = self.faults.take(request)
+        data = body + eol
+
+        def done() -> None:
+            if close_after:
+                conn.close()
+
+        if f is None:
+            conn.send(data)
+            done()
+            return
+        log.debug("%s fault %s on reply %r", self.name, f.fault.value, body)
+        match f.fault:
+            case WireFault.NO_REPLY:
+                return
+            case WireFault.PARTIAL:
+                conn.send(body[: max(1, len(body) // 2)])
+                return
+            case WireFault.LATE:
+                self.call_later(f.delay_s, lambda: (conn.send(data), done()))
+                return
+            case WireFault.DROP:
+                conn.close()
+                return
+            case WireFault.GARBAGE:
+                conn.send(self.garbage() + eol)
+            case WireFault.WRONG_EOL:
+                conn.send(body + b"\r")
+            case WireFault.OTHER_REPLY:
+                conn.send((other() if other is not None else b"OK") + eol)
+            case _:
+                conn.send(self.corrupt(f.fault, body))
+        done()
 
     # -- timers ----------------------------------------------------------------------------------
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> int:
+    def call_later(self, delay_s: float, fn: Callable[[], object]) -> int:
         """Run ``fn`` after ``delay_s`` real seconds (wire effects such as a late reply); returns a handle."""
         with self.lock:
             handle = next(self._seq)
@@ -229,7 +362,7 @@ class Emulator:
         self._wake()
         return handle
 
-    def call_at(self, clock_time: float, fn: Callable[[], None]) -> int:
+    def call_at(self, clock_time: float, fn: Callable[[], object]) -> int:
         """Run ``fn`` once the clock reaches ``clock_time`` (device work: a dose, a door move)."""
         with self.lock:
             handle = next(self._seq)
@@ -260,6 +393,8 @@ class Emulator:
 
     def run_due(self) -> None:
         with self.lock:
+            if not self._timers:
+                return
             due = []
             keep = []
             now_real, now_clock = time.monotonic(), self.clock.now()
@@ -290,10 +425,6 @@ class Emulator:
     def on_data(self, conn: Connection, data: bytes) -> None:
         raise NotImplementedError
 
-    # -- sending with faults ---------------------------------------------------------------------
-    def garbage(self) -> bytes:
-        return bytes(self.rng.choice(b"\x00\x7f\xff\xfe#%&*~\x1b\x13") for _ in range(self.rng.randint(3, 9)))
-
 
 class LineEmulator(Emulator):
     """Emulators of text protocols: requests and replies are lines."""
@@ -304,7 +435,7 @@ class LineEmulator(Emulator):
 
     def on_data(self, conn: Connection, data: bytes) -> None:
         conn.buffer += data
-        while True:
+        while not conn.closed:
             idx = conn.buffer.find(b"\n")
             if idx < 0:
                 # a bare CR also ends a request (terminal programs send CR alone)
@@ -322,7 +453,8 @@ class LineEmulator(Emulator):
             self.requests.append(line)
             log.debug("%s emu < %r", self.name, line)
             with self.lock:
-                self.handle_line(conn, line)
+                if not self.request_lost(conn, line):
+                    self.handle_line(conn, line)
 
     def handle_line(self, conn: Connection, line: str) -> None:
         raise NotImplementedError
@@ -331,33 +463,19 @@ class LineEmulator(Emulator):
         """A well-formed reply to a different command (the fault OTHER_REPLY)."""
         raise NotImplementedError
 
-    def reply(self, conn: Connection, text: str, request: str = "") -> None:
+    def reply(self, conn: Connection, text: str, request: str = "", *, close_after: bool = False) -> None:
         """Send one reply line, applying an injected link fault if one matches ``request``."""
-        f = self.take_fault(request)
-        data = text.encode(self.encoding) + self.eol
-        if f is None:
-            conn.send(data)
-            return
-        log.debug("%s fault %s on reply %r", self.name, f.fault.value, text)
-        match f.fault:
-            case WireFault.NO_REPLY:
-                return
-            case WireFault.PARTIAL:
-                conn.send(text.encode(self.encoding)[: max(1, len(text) // 2)])
-            case WireFault.LATE:
-                self.call_later(float(f.params.get("delay_s", 0.5)), lambda: conn.send(data))
-            case WireFault.DROP:
-                conn.close()
-            case WireFault.GARBAGE:
-                conn.send(self.garbage() + self.eol)
-            case WireFault.WRONG_EOL:
-                conn.send(text.encode(self.encoding) + b"\r")
-            case WireFault.OTHER_REPLY:
-                conn.send(self.other_reply(request, text).encode(self.encoding) + self.eol)
-            case _:  # pragma: no cover - guarded by supported_faults
-                conn.send(data)
+        self.send_reply(
+            conn,
+            text.encode(self.encoding),
+            request=request,
+            eol=self.eol,
+            other=lambda: self.other_reply(request, text).encode(self.encoding),
+            close_after=close_after,
+        )
 
 
+# -- servers -----------------------------------------------------------------------------------
 class _WakePipe:
     def __init__(self) -> None:
         self.r, self.w = os.pipe()
@@ -460,15 +578,18 @@ class PtyServer(_ServerBase):
 
 
 class TcpServer(_ServerBase):
-    """Listens on 127.0.0.1 (port from the OS); many clients, one thread."""
+    """Listens on 127.0.0.1 (port from the OS unless given); many clients, one thread."""
 
     def __init__(self, emulator: Emulator, host: str = "127.0.0.1", port: int = 0):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"emulators listen on loopback only, not {host!r}")
         super().__init__(emulator)
         self.listener = socket.create_server((host, port))
         self.listener.setblocking(False)
         self.host, self.port = self.listener.getsockname()[:2]
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
         self.conns: dict[socket.socket, Connection] = {}
+        self.connections_accepted = 0
 
     @property
     def address(self) -> dict[str, Any]:
@@ -484,6 +605,7 @@ class TcpServer(_ServerBase):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(sock.sendall, lambda s=sock: self._close(s), f"{self.emulator.name}@{peer[1]}")
             self.conns[sock] = conn
+            self.connections_accepted += 1
             self.sel.register(sock, selectors.EVENT_READ, "conn")
             with self.emulator.lock:
                 self.emulator.on_connect(conn)

@@ -7,7 +7,8 @@ the drop folder with :func:`labos.models.xrd.io.write_xrdml` from ``pattern_for(
 
 Faults (PROTOCOLS.md §7): :meth:`fatal_next` (a ``fatal`` reply), :meth:`stick_not_ready`
 (READY=no forever), :meth:`occupy_slot`, :meth:`break_next_result` ("missing" or "truncated"
-xrdml) and every wire fault through :attr:`faults`.
+xrdml) and every link fault of :class:`~labos.simulator.emulators.WireFault` through
+:meth:`inject` (``match`` is the request without its leading ``@``, e.g. ``"STATUS_REQUEST"``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labos.simulator.clock import Clock, WallClock
-from labos.simulator.emulators.netserver import Fault, TcpServer, WireFaults, send_reply
+from labos.simulator.clock import Clock
+from labos.simulator.emulators import Connection, LineEmulator
 
 from labos.domain import XRDPattern
 
@@ -46,8 +45,11 @@ class EmulatedSample:
     scan_started: float | None = None
 
 
-class AerisEmulator:
+class AerisEmulator(LineEmulator):
     """An Aeris on ``port`` (0 → the OS picks; see :attr:`port`) dropping results into ``result_dir``."""
+
+    eol = b"\r\n"
+    default_transport = "tcp"
 
     def __init__(
         self,
@@ -61,102 +63,68 @@ class AerisEmulator:
         applications: set[str] | None = None,
         separator: str = "@",
         writer: PatternWriter | None = None,
-        tick_s: float = 0.02,
+        name: str = "aeris",
     ):
         if separator not in ("@", "\n"):
             raise ValueError("separator must be '@' or a newline")
+        super().__init__(clock, name=name, tcp_port=port)
         self.result_dir = Path(result_dir)
         self.result_dir.mkdir(parents=True, exist_ok=True)
         self.pattern_for = pattern_for
-        self.clock = clock or WallClock()
         self.slots = slots
         self.scan_s = float(scan_s)
         self.applications = applications
         self.separator = separator
         self.writer = writer or _default_writer
-        self.tick_s = tick_s
-        self.faults = WireFaults()
         self.samples: dict[str, EmulatedSample] = {}
         self.foreign_slots: set[int] = set()
-        self.requests: list[str] = []
         self.scans_started: list[str] = []
         self.results_written: list[Path] = []
         self._fatal: list[tuple[str | None, str]] = []
         self._stuck = False
         self._result_fault: str | None = None
-        self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-        self.server = TcpServer(self._serve, port=port, name="aeris")
 
-    # -- lifecycle -----------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        return self.server.port
-
-    def start(self) -> AerisEmulator:
-        self.server.start()
-        if self._ticker is None:
-            self._ticker = threading.Thread(target=self._tick, name="aeris-ticker", daemon=True)
-            self._ticker.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.server.stop()
-        if self._ticker is not None:
-            self._ticker.join(timeout=2)
-
-    def __enter__(self) -> AerisEmulator:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _tick(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            self.update()
+        return self.address["tcp_port"]
 
     # -- fault injection -----------------------------------------------------------------------
     def fatal_next(self, match: str | None = None, reason: str = "instrument error") -> None:
         """The next request containing ``match`` (any request if None) fails with ``fatal``."""
-        with self._lock:
+        with self.lock:
             self._fatal.append((match, reason))
 
     def stick_not_ready(self, stuck: bool = True) -> None:
         """READY=no forever (e.g. the X-ray tube is warming up and never finishes)."""
-        with self._lock:
+        with self.lock:
             self._stuck = stuck
 
     def occupy_slot(self, slot: int) -> None:
         """Something the lab does not know about sits in ``slot``."""
-        with self._lock:
+        with self.lock:
             self.foreign_slots.add(slot)
 
     def break_next_result(self, kind: str) -> None:
         """The next finished scan drops no file (``"missing"``) or half a file (``"truncated"``)."""
         if kind not in ("missing", "truncated"):
             raise ValueError("kind must be 'missing' or 'truncated'")
-        with self._lock:
+        with self.lock:
             self._result_fault = kind
-
-    def inject(self, fault: Fault | str, **kw) -> None:
-        self.faults.inject(fault, **kw)
 
     # -- state -------------------------------------------------------------------------------
     def is_ready(self) -> bool:
-        with self._lock:
+        with self.lock:
             self.update()
             return not self._stuck and not any(s.state == "measuring" for s in self.samples.values())
 
     def slot_of(self, slot: int) -> str:
-        with self._lock:
+        with self.lock:
             taken = slot in self.foreign_slots or any(s.slot == slot for s in self.samples.values())
             return "occupied" if taken else "free"
 
     def update(self) -> None:
         """Finish scans whose time is up and drop their files."""
-        with self._lock:
+        with self.lock:
             now = self.clock.now()
             for sample in self.samples.values():
                 started = sample.scan_started
@@ -194,7 +162,7 @@ class AerisEmulator:
 
     def handle(self, request: str) -> str:
         """The reply to one ``@...@END`` request."""
-        with self._lock:
+        with self.lock:
             self.requests.append(request)
             self.update()
             for i, (match, reason) in enumerate(self._fatal):
@@ -247,6 +215,7 @@ class AerisEmulator:
                 return self._fail(f"unknown application {app}")
             sample.state, sample.scan_started = "measuring", self.clock.now()
             self.scans_started.append(sid)
+            self.call_at(sample.scan_started + self.scan_s, self.update)
             return self._reply("ACK", f"SAMPLE_ID={sid}")
         if action == "REMOVE":
             if sample.state == "measuring":
@@ -255,19 +224,18 @@ class AerisEmulator:
             return self._reply("ACK", f"SAMPLE_ID={sid}")
         return self._fail(f"unknown action {action}")
 
-    def _serve(self, conn: socket.socket) -> None:
-        buf = bytearray()
-        while b"@END" not in buf:
-            data = conn.recv(65536)
-            if not data:
-                return
-            buf += data
-        request = buf.decode("ascii", "replace").strip()
-        fault = self.faults.take(request.lstrip("@"))
-        reply = "" if fault is not None and not fault.executes else self.handle(request)
-        other = self._reply("STATE=free") if "UNIT=" in request else self._reply("READY=yes")
-        if not send_reply(conn, reply.encode(), b"\r\n", fault, other.encode()):
+    def on_data(self, conn: Connection, data: bytes) -> None:
+        """One request per connection, ended by ``@END``; the reply closes the connection."""
+        conn.buffer += data
+        if b"@END" not in conn.buffer:
             return
-        if fault is not None and fault.fault in (Fault.NO_REPLY, Fault.PARTIAL_LINE):
-            while conn.recv(65536):  # hold the connection until the client gives up
-                pass
+        request = conn.buffer.decode("ascii", "replace").strip()
+        conn.buffer.clear()
+        key = request.lstrip("@")
+        with self.lock:
+            if self.request_lost(conn, key):
+                return
+            self.reply(conn, self.handle(request), key, close_after=True)
+
+    def other_reply(self, request: str, reply: str) -> str:
+        return self._reply("STATE=free") if "UNIT=" in request else self._reply("READY=yes")

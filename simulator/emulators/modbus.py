@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from labos.simulator.clock import Clock
-from labos.simulator.emulators import Connection, Emulator, WireFault
+from labos.simulator.emulators import LINK_FAULTS, Connection, Emulator, WireFault
 
 __all__ = ["ModbusError", "ModbusRtuEmulator", "crc16"]
 
@@ -47,20 +47,16 @@ class ModbusError(Exception):
 class ModbusRtuEmulator(Emulator):
     """A Modbus RTU slave on a pty: functions 03, 06 and 16; everything else → exception 01."""
 
-    supported_faults = frozenset(
-        {
-            WireFault.NO_REPLY,
-            WireFault.PARTIAL,
-            WireFault.LATE,
-            WireFault.GARBAGE,
-            WireFault.OTHER_REPLY,
-            WireFault.BAD_CRC,
-            WireFault.WRONG_ADDRESS,
-            WireFault.LONG,
-        }
-    )
+    #: a serial line cannot drop and frames have no line ending; framing faults instead
+    supported_faults = (LINK_FAULTS - {WireFault.DROP, WireFault.WRONG_EOL}) | {
+        WireFault.BAD_CRC,
+        WireFault.WRONG_ADDRESS,
+        WireFault.LONG,
+    }
 
-    def __init__(self, clock: Clock, *, slave_address: int = 1, name: str = "modbus", seed: int = 0):
+    def __init__(
+        self, clock: Clock | None = None, *, slave_address: int = 1, name: str = "modbus", seed: int = 0
+    ):
         super().__init__(clock, name=name, seed=seed)
         self.slave_address = slave_address
         self._exceptions: list[tuple[int, str | None]] = []
@@ -115,6 +111,8 @@ class ModbusRtuEmulator(Emulator):
         start = struct.unpack(">H", frame[2:4])[0] if len(frame) >= 6 else -1
         key = self.key(fc, start)
         self.requests.append(key)
+        if self.request_lost(conn, key):
+            return
         pdu = self._respond(fc, frame, key)
         self.send_frame(conn, pdu, key, fc, start)
 
@@ -153,37 +151,27 @@ class ModbusRtuEmulator(Emulator):
 
     def send_frame(self, conn: Connection, pdu: bytes, key: str, fc: int, start: int) -> None:
         adu = bytes([self.slave_address]) + pdu
-        frame = adu + crc16(adu)
-        f = self.take_fault(key)
-        if f is None:
-            conn.send(frame)
-            return
-        match f.fault:
-            case WireFault.NO_REPLY:
-                return
-            case WireFault.PARTIAL:
-                conn.send(frame[: max(1, len(frame) // 2)])
-            case WireFault.LATE:
-                self.call_later(float(f.params.get("delay_s", 0.5)), lambda: conn.send(frame))
-            case WireFault.GARBAGE:
-                conn.send(self.garbage())
-            case WireFault.BAD_CRC:
-                conn.send(frame[:-2] + bytes([frame[-2] ^ 0xFF, frame[-1]]))
-            case WireFault.WRONG_ADDRESS:
-                other = bytes([(self.slave_address % 247) + 1]) + pdu
-                conn.send(other + crc16(other))
-            case WireFault.LONG:
-                conn.send(frame + b"\x00\x00\x00")
-            case WireFault.OTHER_REPLY:
-                # a valid reply to a different request: reads get a different register count,
-                # writes an echo of another address
-                if pdu[0] in (3, 4):
-                    alt = bytes([pdu[0], pdu[1] + 2]) + pdu[2:] + b"\x00\x00"
-                elif pdu[0] in (6, 16):
-                    alt = pdu[:1] + struct.pack(">H", (start + 1) & 0xFFFF) + pdu[3:]
-                else:
-                    alt = bytes([3, 2, 0, 0])
-                adu = bytes([self.slave_address]) + alt
-                conn.send(adu + crc16(adu))
-            case _:  # pragma: no cover
-                conn.send(frame)
+        self.send_reply(conn, adu + crc16(adu), request=key, other=lambda: self._other_frame(pdu, start))
+
+    def corrupt(self, fault: WireFault, body: bytes) -> bytes:
+        """The framing faults: a bad CRC, another slave's address, trailing bytes."""
+        if fault is WireFault.BAD_CRC:
+            return body[:-2] + bytes([body[-2] ^ 0xFF, body[-1]])
+        if fault is WireFault.WRONG_ADDRESS:
+            other = bytes([(self.slave_address % 247) + 1]) + body[1:-2]
+            return other + crc16(other)
+        if fault is WireFault.LONG:
+            return body + b"\x00\x00\x00"
+        return super().corrupt(fault, body)
+
+    def _other_frame(self, pdu: bytes, start: int) -> bytes:
+        """A valid reply to a different request: reads get a different register count, writes an
+        echo of another address."""
+        if pdu[0] in (3, 4):
+            alt = bytes([pdu[0], pdu[1] + 2]) + pdu[2:] + b"\x00\x00"
+        elif pdu[0] in (6, 16):
+            alt = pdu[:1] + struct.pack(">H", (start + 1) & 0xFFFF) + pdu[3:]
+        else:
+            alt = bytes([3, 2, 0, 0])
+        adu = bytes([self.slave_address]) + alt
+        return adu + crc16(adu)

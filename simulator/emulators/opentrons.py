@@ -9,8 +9,10 @@ on the robot (opening the door blocks a running run; after closing it the run st
 
 Faults (PROTOCOLS.md §7): :meth:`fail_next_run` (status ``failed`` part-way), :meth:`open_door` /
 :meth:`close_door` (``blocked-by-open-door``), :meth:`strip_version_header` (422 as if the header
-were missing) and the wire faults of :attr:`faults` (no reply, partial body, late reply, dropped
-connection, garbage, wrong line ending, a reply meant for another request).
+were missing) and every link fault of :class:`~labos.simulator.emulators.WireFault` through
+:meth:`inject` (``match`` is a ``"METHOD /path"`` prefix): no reply, partial body, late reply,
+dropped connection, garbage, wrong line ending (bare CR in the head), a reply meant for another
+request. HTTP parsing is the standard library's :mod:`http.server`, one thread per connection.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from labos.simulator.clock import Clock, WallClock
-from labos.simulator.emulators.netserver import GARBAGE, Fault, WireFaults
+from labos.simulator.clock import Clock
+from labos.simulator.emulators import Emulator, WireFault
 
 log = logging.getLogger("labos.simulator.emulators.opentrons")
 
@@ -87,16 +89,23 @@ class EmulatedRun:
         }
 
 
-class OpentronsEmulator:
+class OpentronsEmulator(Emulator):
     """An Opentrons robot server; ``port`` 0 lets the OS choose (see :attr:`port`)."""
 
+    default_transport = "tcp"
+
     def __init__(
-        self, clock: Clock | None = None, *, port: int = 0, robot: str = "OT-2", step_s: float | None = None
+        self,
+        clock: Clock | None = None,
+        *,
+        port: int = 0,
+        robot: str = "OT-2",
+        step_s: float | None = None,
+        name: str = "opentrons",
     ):
-        self.clock = clock or WallClock()
+        super().__init__(clock, name=name, tcp_port=port)
         self.robot = robot
         self.step_s = step_s  # fixed duration per simulated step (None: the report's estimate)
-        self.faults = WireFaults()
         self.protocols: dict[str, EmulatedProtocol] = {}
         self.runs: dict[str, EmulatedRun] = {}
         self.requests: list[tuple[str, str]] = []
@@ -104,7 +113,6 @@ class OpentronsEmulator:
         self.door_open = False
         self._strip_header = 0
         self._fail_next: tuple[float, str] | None = None
-        self._lock = threading.RLock()
         emulator = self
 
         class Handler(_Handler):
@@ -116,7 +124,13 @@ class OpentronsEmulator:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> OpentronsEmulator:
+    @property
+    def address(self) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "tcp_port": self.port}
+
+    def start(self, transport: str | None = None) -> OpentronsEmulator:
+        if transport not in (None, "tcp"):
+            raise ValueError(f"{self.name}: the robot server speaks HTTP over TCP only")
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -133,17 +147,14 @@ class OpentronsEmulator:
     def __enter__(self) -> OpentronsEmulator:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     # -- fault injection -----------------------------------------------------------------------
     def fail_next_run(self, at_fraction: float = 0.5, error: str = "Pipette overpressure detected") -> None:
         """The next run that plays fails with ``error`` after ``at_fraction`` of its duration."""
-        with self._lock:
+        with self.lock:
             self._fail_next = (float(at_fraction), error)
 
     def open_door(self) -> None:
-        with self._lock:
+        with self.lock:
             self._update()
             self.door_open = True
             for run in self.runs.values():
@@ -151,7 +162,7 @@ class OpentronsEmulator:
                     self._pause(run, "blocked-by-open-door")
 
     def close_door(self) -> None:
-        with self._lock:
+        with self.lock:
             self._update()
             self.door_open = False
             for run in self.runs.values():
@@ -160,12 +171,8 @@ class OpentronsEmulator:
 
     def strip_version_header(self, count: int = 1) -> None:
         """The next ``count`` requests are treated as if they had no Opentrons-Version header."""
-        with self._lock:
+        with self.lock:
             self._strip_header += count
-
-    def inject(self, fault: Fault | str, **kw) -> None:
-        """A wire fault on the next matching requests; ``match`` is ``"METHOD /path"`` prefix."""
-        self.faults.inject(fault, **kw)
 
     # -- run state -----------------------------------------------------------------------------
     def _pause(self, run: EmulatedRun, status: str) -> None:
@@ -207,7 +214,7 @@ class OpentronsEmulator:
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             self.requests.append((method, path))
             self._update()
             version = headers.get("opentrons-version")
@@ -368,37 +375,44 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path = self.path.split("?", 1)[0]
-        fault = self.emu.faults.take(f"{self.command} {path}")
-        if fault is not None and not fault.executes:
-            status, payload = 500, {}
-        else:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload = self.emu.handle(self.command, path, headers, body)
+        key = f"{self.command} {path}"
+        lost = self.emu.faults.take(key, inbound=True)
+        if lost is not None:  # the request never reached the robot
+            self._fail(lost.fault, 0, b"")
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, payload = self.emu.handle(self.command, path, headers, body)
         data = json.dumps(payload).encode()
+        fault = self.emu.faults.take(key)
         if fault is None:
             self._send(status, data)
-            return
-        kind = fault.fault
-        if kind is Fault.NO_REPLY:
-            self._hold()
-        elif kind is Fault.PARTIAL_LINE:
-            self._send(status, data, cut=True)
-        elif kind is Fault.LATE_REPLY:
+        elif fault.fault is WireFault.LATE:
             time.sleep(fault.delay_s)
             self._send(status, data)
-        elif kind is Fault.DROP_CONNECTION:
+        else:
+            self._fail(fault.fault, status, data)
+
+    def _fail(self, fault: WireFault, status: int, data: bytes) -> None:
+        """Answer with ``fault`` instead of the plain reply (``status``, JSON ``data``)."""
+        if fault is WireFault.NO_REPLY:
+            self._hold()
+        elif fault is WireFault.PARTIAL:
+            self._send(status, data, cut=True)
+        elif fault is WireFault.DROP:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-        elif kind is Fault.GARBAGE:
-            self.wfile.write(GARBAGE + b"\r\n\r\n")
+        elif fault is WireFault.GARBAGE:
+            self.wfile.write(self.emu.garbage() + b"\r\n\r\n")
             self.close_connection = True
-        elif kind is Fault.WRONG_LINE_ENDING:
+        elif fault is WireFault.WRONG_EOL:
             head = f"HTTP/1.1 {status} X\rContent-Type: application/json\rContent-Length: {len(data)}\r\r"
             self.wfile.write(head.encode() + data)
             self.close_connection = True
-        elif kind is Fault.OTHER_REPLY:
+        elif fault is WireFault.OTHER_REPLY:
             other = {"data": {"id": "not-what-you-asked", "protocolType": "python"}}
             self._send(200, json.dumps(other).encode())
+        else:  # pragma: no cover - inject() admits only the link faults
+            raise AssertionError(fault)
 
     def _send(self, status: int, data: bytes, cut: bool = False) -> None:
         self.send_response(status)

@@ -10,8 +10,8 @@ as URScript text keyed by their ``.urp`` name.
 
 Faults (PROTOCOLS.md §7): :meth:`protective_stop`, :meth:`emergency_stop` (latched until
 :meth:`release_emergency_stop` and a power-on), :meth:`set_remote_control`, :meth:`fail_next_play`,
-a missing program (``File not found``), :meth:`show_popup`, and every wire fault through
-:attr:`faults` (see :class:`~labos.simulator.emulators.netserver.WireFaults`).
+a missing program (``File not found``), :meth:`show_popup`, and every link fault of
+:class:`~labos.simulator.emulators.WireFault` on the dashboard replies through :meth:`inject`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-import socket
-import threading
 from dataclasses import dataclass, field
 
-from labos.simulator.clock import Clock, WallClock
-from labos.simulator.emulators.netserver import Fault, TcpServer, WireFaults, read_lines, send_reply
+from labos.simulator.clock import Clock
+from labos.simulator.emulators import Connection, Emulator, LineEmulator
 
 log = logging.getLogger("labos.simulator.emulators.ur")
 
@@ -200,8 +198,12 @@ class UREmulatorState:
     outputs: dict[tuple[str, int], bool] = field(default_factory=dict)
 
 
-class UREmulator:
+class UREmulator(LineEmulator):
     """A UR controller on two loopback ports: ``dashboard_port`` and ``secondary_port``."""
+
+    eol = b"\n"
+    encoding = "utf-8"
+    default_transport = "tcp"
 
     def __init__(
         self,
@@ -210,12 +212,11 @@ class UREmulator:
         programs: dict[str, str] | None = None,
         dashboard_port: int = 0,
         secondary_port: int = 0,
+        name: str = "ur",
     ):
-        self.clock = clock or WallClock()
+        super().__init__(clock, name=name, tcp_port=dashboard_port)
         self.programs: dict[str, str] = dict(programs or {})
         self.state = UREmulatorState()
-        self.faults = WireFaults()
-        self._lock = threading.RLock()
         self._fail_play = 0
         # what happened, for tests and the simulated lab
         self.commands: list[str] = []
@@ -224,37 +225,34 @@ class UREmulator:
         self.programs_started: list[str] = []
         self.programs_completed: list[str] = []
         self.messages: list[str] = []
-        self.dashboard = TcpServer(self._serve_dashboard, port=dashboard_port, name="ur-dashboard")
-        self.secondary = TcpServer(self._serve_secondary, port=secondary_port, name="ur-secondary")
+        self.secondary = _ScriptPort(self, secondary_port)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def dashboard_port(self) -> int:
-        return self.dashboard.port
+        return self.address["tcp_port"]
 
     @property
     def secondary_port(self) -> int:
-        return self.secondary.port
+        return self.secondary.address["tcp_port"]
 
-    def start(self) -> UREmulator:
-        self.dashboard.start()
-        self.secondary.start()
+    def start(self, transport: str | None = None) -> UREmulator:
+        super().start(transport)
+        try:
+            self.secondary.start("tcp")
+        except Exception:
+            super().stop()
+            raise
         return self
 
     def stop(self) -> None:
-        self.dashboard.stop()
         self.secondary.stop()
-
-    def __enter__(self) -> UREmulator:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().stop()
 
     # -- fault injection -----------------------------------------------------------------------
     def protective_stop(self) -> None:
         """The arm hit something: motion stops, the program stops, unlock possible after 5 s."""
-        with self._lock:
+        with self.lock:
             self._update()
             self._halt_program()
             self.state.safety_status = "PROTECTIVE_STOP"
@@ -262,7 +260,7 @@ class UREmulator:
 
     def emergency_stop(self) -> None:
         """Someone pressed the e-stop: latched until :meth:`release_emergency_stop` and power-on."""
-        with self._lock:
+        with self.lock:
             self._update()
             self._halt_program()
             self.state.estop_pressed = True
@@ -272,39 +270,32 @@ class UREmulator:
 
     def release_emergency_stop(self) -> None:
         """The operator twists the e-stop button out; the arm stays powered off until powered on."""
-        with self._lock:
+        with self.lock:
             self.state.estop_pressed = False
             self.state.safety_status = "NORMAL"
 
     def set_remote_control(self, remote: bool) -> None:
         """The pendant switched between local and remote control."""
-        with self._lock:
+        with self.lock:
             self.state.remote_control = bool(remote)
 
     def fail_next_play(self, count: int = 1) -> None:
         """The next ``play`` commands answer ``Failed to execute: play`` and start nothing."""
-        with self._lock:
+        with self.lock:
             self._fail_play += count
 
     def show_popup(self, text: str = "Check gripper") -> None:
         """A blocking popup on the pendant: a running program pauses until it is closed and played."""
-        with self._lock:
+        with self.lock:
             self._update()
             self.state.popup = text
             run = self.state.run
             if run is not None and run.paused_at is None:
                 run.paused_at = self.clock.now()
 
-    def inject(self, fault: Fault | str, **kw) -> None:
-        """A wire fault on the dashboard replies (see WireFaults.inject)."""
-        self.faults.inject(fault, **kw)
-
-    def drop_connections(self) -> None:
-        self.dashboard.drop_all()
-
     # -- state evolution -----------------------------------------------------------------------
     def snapshot(self) -> UREmulatorState:
-        with self._lock:
+        with self.lock:
             self._update()
             return self.state
 
@@ -362,33 +353,19 @@ class UREmulator:
         return None
 
     # -- dashboard -----------------------------------------------------------------------------
-    def _serve_dashboard(self, conn: socket.socket) -> None:
-        conn.sendall((GREETING + "\n").encode())
-        buf = bytearray()
-        while True:
-            lines = read_lines(conn, buf)
-            if lines is None:
-                return
-            for raw in lines:
-                command = raw.decode("utf-8", "replace").strip()
-                fault = self.faults.take(command)
-                if fault is not None and not fault.executes:
-                    reply = ""
-                else:
-                    reply = self.handle_dashboard(command)
-                other = ""
-                if fault is not None and fault.fault is Fault.OTHER_REPLY:
-                    other = self.handle_dashboard(
-                        "safetystatus" if command != "safetystatus" else "running", record=False
-                    )
-                if not send_reply(conn, reply.encode(), b"\n", fault, other.encode()):
-                    return
-                if command == "quit":
-                    return
+    def on_connect(self, conn: Connection) -> None:
+        conn.send((GREETING + "\n").encode())
+
+    def handle_line(self, conn: Connection, line: str) -> None:
+        command = line.strip()
+        self.reply(conn, self.handle_dashboard(command), command, close_after=command == "quit")
+
+    def other_reply(self, request: str, reply: str) -> str:
+        return self.handle_dashboard("safetystatus" if request != "safetystatus" else "running", record=False)
 
     def handle_dashboard(self, command: str, record: bool = True) -> str:
         """The reply a UR dashboard server gives to one command line."""
-        with self._lock:
+        with self.lock:
             if record:
                 self.commands.append(command)
             self._update()
@@ -498,18 +475,6 @@ class UREmulator:
             return f"could not understand: '{cmd}'"
 
     # -- secondary interface ------------------------------------------------------------------
-    def _serve_secondary(self, conn: socket.socket) -> None:
-        """Collect URScript text; each complete ``def ...: ... end`` block is one program."""
-        buf = ""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            buf += data.decode("utf-8", "replace")
-            buf = self._consume_scripts(buf)
-        if buf.strip():
-            self._consume_scripts(buf + "\n", final=True)
-
     def _consume_scripts(self, buf: str, final: bool = False) -> str:
         while True:
             m = re.search(r"^end[ \t]*\r?\n", buf, flags=re.MULTILINE)
@@ -523,7 +488,7 @@ class UREmulator:
 
     def receive_script(self, script: str) -> bool:
         """Run a URScript program now; False (and logged) when the controller would ignore it."""
-        with self._lock:
+        with self.lock:
             self._update()
             self.scripts_received.append(script)
             s = self.state
@@ -545,3 +510,25 @@ class UREmulator:
             self.scripts_rejected.append((script, reason))
             log.info("UR emulator ignored a script: %s", reason)
             return False
+
+
+class _ScriptPort(Emulator):
+    """The secondary interface (port 30002 role): URScript text in, each ``def ... end`` one program."""
+
+    supported_faults = frozenset()
+
+    def __init__(self, arm: UREmulator, tcp_port: int):
+        super().__init__(arm.clock, name=f"{arm.name}-secondary", tcp_port=tcp_port)
+        self.lock = arm.lock
+        self.arm = arm
+
+    def on_data(self, conn: Connection, data: bytes) -> None:
+        conn.buffer += data
+        rest = self.arm._consume_scripts(conn.buffer.decode("utf-8", "replace"))
+        conn.buffer = bytearray(rest.encode("utf-8"))
+
+    def on_disconnect(self, conn: Connection) -> None:
+        text = conn.buffer.decode("utf-8", "replace")
+        conn.buffer.clear()
+        if text.strip():
+            self.arm._consume_scripts(text + "\n", final=True)

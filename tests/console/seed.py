@@ -41,7 +41,17 @@ CAMPAIGN = "cmp-spinels"
 # Reflections (2θ, relative intensity) for the synthetic patterns: LiMn2O4 spinel (Fd-3m, a = 8.24 Å)
 # and Mn2O3 (bixbyite) with Cu Kα1; positions from Bragg's law for the cubic cells, intensities rounded.
 PEAKS = {
-    "LiMn2O4": [(18.6, 100), (36.1, 45), (37.8, 8), (43.9, 40), (48.1, 6), (58.1, 12), (63.8, 30), (67.1, 8), (75.6, 6)],
+    "LiMn2O4": [
+        (18.6, 100),
+        (36.1, 45),
+        (37.8, 8),
+        (43.9, 40),
+        (48.1, 6),
+        (58.1, 12),
+        (63.8, 30),
+        (67.1, 8),
+        (75.6, 6),
+    ],
     "Mn2O3": [(23.1, 12), (32.9, 100), (38.2, 10), (45.1, 12), (49.3, 20), (55.1, 35), (65.7, 12)],
     "Li2MnO3": [(18.7, 100), (21.0, 10), (36.8, 30), (44.7, 40), (64.6, 25), (65.6, 20)],
 }
@@ -73,16 +83,26 @@ def _fit(phases: dict[str, float], seed: int):
         curves[name] = y + background
         details.append(
             SimpleNamespace(
-                name=name, formula=name, spacegroup="Fd-3m" if name == "LiMn2O4" else None,
-                weight_fraction=wf, uncertainty=0.02, ticks=[p for p, _ in PEAKS[name]],
+                name=name,
+                formula=name,
+                spacegroup="Fd-3m" if name == "LiMn2O4" else None,
+                weight_fraction=wf,
+                uncertainty=0.02,
+                ticks=[p for p, _ in PEAKS[name]],
             )
         )
     calculated = background + sum(c - background for c in curves.values())
     observed = rng.poisson(calculated).astype(float)
     rwp = float(np.sqrt(np.sum((observed - calculated) ** 2 / observed.clip(1)) / np.sum(observed)))
     result = SimpleNamespace(
-        x=x, observed=observed, calculated=calculated, background=background, phase_curves=curves,
-        details=details, rwp=rwp, confidence=0.9,
+        x=x,
+        observed=observed,
+        calculated=calculated,
+        background=background,
+        phase_curves=curves,
+        details=details,
+        rwp=rwp,
+        confidence=0.9,
     )
     return result, XRDPattern(two_theta=x.tolist(), counts=observed.tolist())
 
@@ -116,7 +136,17 @@ def seed(url: str, data_dir: Path, *, users: bool = True, lab: bool = True) -> S
         # (target, precursors, masses, T, dwell, status, phases or None)
         ("LiMn2O4", "Li2CO3", 370.0, "MnO2", 1739.0, 700, 480, "completed", {"LiMn2O4": 0.82, "Mn2O3": 0.18}),
         ("LiMn2O4", "LiOH", 240.0, "Mn2O3", 1579.0, 650, 360, "completed", {"LiMn2O4": 0.41, "Mn2O3": 0.59}),
-        ("LiMn2O4", "Li2CO3", 370.0, "Mn3O4", 1526.0, 800, 600, "completed", {"LiMn2O4": 0.64, "Li2MnO3": 0.36}),
+        (
+            "LiMn2O4",
+            "Li2CO3",
+            370.0,
+            "Mn3O4",
+            1526.0,
+            800,
+            600,
+            "completed",
+            {"LiMn2O4": 0.64, "Li2MnO3": 0.36},
+        ),
         ("Li2MnO3", "Li2CO3", 739.0, "MnO2", 869.0, 900, 720, "completed", {"Li2MnO3": 0.31, "Mn2O3": 0.69}),
         ("Li2MnO3", "LiOH", 479.0, "MnO2", 869.0, 850, 600, "running", None),
         ("LiMn2O4", "LiNO3", 690.0, "MnO2", 1739.0, 600, 240, "waiting_operator", None),
@@ -125,9 +155,17 @@ def seed(url: str, data_dir: Path, *, users: bool = True, lab: bool = True) -> S
     start = utcnow() - timedelta(hours=30)
     exp_ids: list[str] = []
     with session_scope(factory) as s:
-        s.add(CampaignRow(id=CAMPAIGN, name="Li–Mn–O spinels", status="running", config={"success_threshold": 0.5}))
+        s.add(
+            CampaignRow(
+                id=CAMPAIGN, name="Li–Mn–O spinels", status="running", config={"success_threshold": 0.5}
+            )
+        )
         for formula, ehull in (("LiMn2O4", 0.0), ("Li2MnO3", 0.0), ("LiMnO2", 0.012)):
-            s.add(TargetRow(campaign_id=CAMPAIGN, formula=formula, source="mp", e_above_hull=ehull, status="active"))
+            s.add(
+                TargetRow(
+                    campaign_id=CAMPAIGN, formula=formula, source="mp", e_above_hull=ehull, status="active"
+                )
+            )
         s.flush()
         for i, (target, p1, m1, p2, m2, temp, dwell, status, phases) in enumerate(plan):
             exp = Experiment(
@@ -146,25 +184,61 @@ def seed(url: str, data_dir: Path, *, users: bool = True, lab: bool = True) -> S
             t = start + timedelta(hours=4 * i)
             record_event(s, "experiment.submitted", exp.id, lab_t=i * 14400.0)
             if status != "queued":
-                sample = SampleRow(id=f"smp-{exp.id[4:]}", experiment_id=exp.id, container="crucible",
-                                   position="dosing/1", data={"status": "active"})
+                sample = SampleRow(
+                    id=f"smp-{exp.id[4:]}",
+                    experiment_id=exp.id,
+                    container="crucible",
+                    position="dosing/1",
+                    data={"status": "active"},
+                )
                 s.add(sample)
-                path = ["dosing/1", "crucible_rack/3", f"furnace_{1 + i % 2}/2", "cooling_rack/1", "xrd/1",
-                        f"storage/{10 + i}"]
+                path = [
+                    "dosing/1",
+                    "crucible_rack/3",
+                    f"furnace_{1 + i % 2}/2",
+                    "cooling_rack/1",
+                    "xrd/1",
+                    f"storage/{10 + i}",
+                ]
                 last = 6 if status == "completed" else 3
                 for k, pos in enumerate(path[:last]):
-                    s.add(SampleEventRow(sample=sample, at=t + timedelta(minutes=20 * k), position=pos,
-                                         cause="created" if k == 0 else f"moved by arm ({pos.split('/')[0]})"))
-                    record_event(s, "sample.moved" if k else "sample.created", sample.id, position=pos,
-                                 lab_t=i * 14400.0 + 1200 * k, experiment_id=exp.id)
+                    s.add(
+                        SampleEventRow(
+                            sample=sample,
+                            at=t + timedelta(minutes=20 * k),
+                            position=pos,
+                            cause="created" if k == 0 else f"moved by arm ({pos.split('/')[0]})",
+                        )
+                    )
+                    record_event(
+                        s,
+                        "sample.moved" if k else "sample.created",
+                        sample.id,
+                        position=pos,
+                        lab_t=i * 14400.0 + 1200 * k,
+                        experiment_id=exp.id,
+                    )
                 sample.position = path[last - 1]
-                for k, task in enumerate(["dose", "mix", "heat", "grind", "xrd", "analyze"][: last]):
+                for k, task in enumerate(["dose", "mix", "heat", "grind", "xrd", "analyze"][:last]):
                     t0 = i * 14400.0 + 900 * k
-                    record_event(s, "task.started", f"{exp.id}:{task}", experiment=exp.id, task_kind=task, lab_t=t0,
-                                 device={"dose": "doser_1", "heat": f"furnace_{1 + i % 2}", "xrd": "xrd_1"}.get(task))
+                    record_event(
+                        s,
+                        "task.started",
+                        f"{exp.id}:{task}",
+                        experiment=exp.id,
+                        task_kind=task,
+                        lab_t=t0,
+                        device={"dose": "doser_1", "heat": f"furnace_{1 + i % 2}", "xrd": "xrd_1"}.get(task),
+                    )
                     if status == "completed" or k < last - 1:
-                        record_event(s, "task.finished", f"{exp.id}:{task}", experiment=exp.id, task_kind=task,
-                                     lab_t=t0 + 800)
+                        record_event(
+                            s,
+                            "task.finished",
+                            f"{exp.id}:{task}",
+                            experiment=exp.id,
+                            task_kind=task,
+                            lab_t=t0 + 800,
+                        )
             if phases:
                 result, pattern = _fit(phases, seed=i)
                 xrd_file = data_dir / f"{exp.id}.xrdml"
@@ -175,10 +249,20 @@ def seed(url: str, data_dir: Path, *, users: bool = True, lab: bool = True) -> S
                     s,
                     Outcome(
                         experiment_id=exp.id,
-                        phases=[PhaseResult(phase_id=n, formula=n, weight_fraction=w, uncertainty=0.02,
-                                            spacegroup="Fd-3m" if n == "LiMn2O4" else None)
-                                for n, w in phases.items()],
-                        target_formula=target, target_fraction=frac, success=frac > 0.5, rwp=result.rwp,
+                        phases=[
+                            PhaseResult(
+                                phase_id=n,
+                                formula=n,
+                                weight_fraction=w,
+                                uncertainty=0.02,
+                                spacegroup="Fd-3m" if n == "LiMn2O4" else None,
+                            )
+                            for n, w in phases.items()
+                        ],
+                        target_formula=target,
+                        target_fraction=frac,
+                        success=frac > 0.5,
+                        rwp=result.rwp,
                         confidence=0.9,
                     ),
                     xrd_file=str(xrd_file),
@@ -189,8 +273,15 @@ def seed(url: str, data_dir: Path, *, users: bool = True, lab: bool = True) -> S
         running = exp_ids[4]
         for k in range(0, 200, 5):
             temp = min(25 + 5 * k, 850) + (3 * np.sin(k / 7) if k > 165 else 0)
-            record_event(s, "furnace.reading", running, furnace="furnace_1", temperature_c=round(float(temp), 1),
-                         t_min=float(k), experiment_id=running)
+            record_event(
+                s,
+                "furnace.reading",
+                running,
+                furnace="furnace_1",
+                temperature_c=round(float(temp), 1),
+                t_min=float(k),
+                experiment_id=running,
+            )
     out = Seeded(url=url, factory=factory, experiments=exp_ids, running=exp_ids[4], with_xrd=exp_ids[0])
     if lab:
         out.lab = _seed_lab(factory, out)
@@ -219,11 +310,35 @@ def _seed_lab(factory: sessionmaker[Session], seeded: Seeded) -> bool:
             row = s.get(ResourceRow, name)
             row.busy_s, row.grants = busy * 3600, int(busy)
         s.get(ResourceRow, "furnace_1").holder = f"{seeded.running}:heat"
+        s.get(ResourceRow, "furnace_1/2").occupant = f"smp-{seeded.running[4:]}"
         set_device_state(s, "furnace_2", "fault", {"error": "thermocouple open circuit (E.04)"})
+        from labos.lab.samples import add_provenance
+
+        first = seeded.experiments[0]
+        for precursor, planned, dosed, lot in (
+            ("Li2CO3", 370.0, 369.4, "SIM-1"),
+            ("MnO2", 1739.0, 1741.2, "SIM-1"),
+        ):
+            add_provenance(
+                s,
+                f"smp-{first[4:]}",
+                "dose",
+                task_id=f"{first}:dose",
+                lab_t=600.0,
+                precursor=precursor,
+                target_mg=planned,
+                dosed_mg=dosed,
+                lots=[{"lot": lot, "mg": dosed}],
+                device="doser_1",
+            )
         a = raise_intervention(
-            s, ClearDeviceFault(device="furnace_2", error="thermocouple open circuit (E.04)", code="E.04"), lab_t=36 * 3600.0
+            s,
+            ClearDeviceFault(device="furnace_2", error="thermocouple open circuit (E.04)", code="E.04"),
+            lab_t=36 * 3600.0,
         )
-        b = raise_intervention(s, RefillPrecursor(formula="MnO2", needed_mg=1739.0, stock_mg=800.0), lab_t=36 * 3600.0)
+        b = raise_intervention(
+            s, RefillPrecursor(formula="MnO2", needed_mg=1739.0, stock_mg=800.0), lab_t=36 * 3600.0
+        )
         seeded.interventions = [a.id, b.id]
     return True
 
@@ -231,7 +346,9 @@ def _seed_lab(factory: sessionmaker[Session], seeded: Seeded) -> bool:
 class EventPump(threading.Thread):
     """Appends events in the background, as a running lab would, to prove live updates arrive."""
 
-    def __init__(self, factory: sessionmaker[Session], experiment_id: str, *, every_s: float = 0.4, count: int = 200):
+    def __init__(
+        self, factory: sessionmaker[Session], experiment_id: str, *, every_s: float = 0.4, count: int = 200
+    ):
         super().__init__(daemon=True)
         self.factory, self.exp, self.every_s, self.count = factory, experiment_id, every_s, count
         self.stop = threading.Event()
@@ -242,7 +359,14 @@ class EventPump(threading.Thread):
             if self.stop.wait(self.every_s):
                 return
             with session_scope(self.factory) as s:
-                row = record_event(s, "task.progress", f"{self.exp}:heat", experiment=self.exp, task_kind="heat",
-                                   message=f"live tick {k}", lab_t=40000.0 + k)
+                row = record_event(
+                    s,
+                    "task.progress",
+                    f"{self.exp}:heat",
+                    experiment=self.exp,
+                    task_kind="heat",
+                    message=f"live tick {k}",
+                    lab_t=40000.0 + k,
+                )
                 s.flush()
                 self.sent.append(row.id)

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
+from labos.simulator.emulators import ScaledClock
 
 from labos.domain import XRDPattern
 
 
-class FastClock:
-    """Wall time × ``factor``: a UR move of several seconds takes a fraction of a second in a test."""
-
-    def __init__(self, factor: float = 50.0):
-        self.factor = factor
-        self._t0 = time.monotonic()
-        self._offset = 0.0
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return (time.monotonic() - self._t0) * self.factor + self._offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._offset += seconds
-
-
 @pytest.fixture
-def fast_clock() -> FastClock:
-    return FastClock()
+def fast_clock() -> ScaledClock:
+    """Wall time × 50: a UR move of several seconds takes a fraction of a second in a test."""
+    return ScaledClock(50.0)
 
 
 def demo_pattern(sample_id: str) -> XRDPattern:

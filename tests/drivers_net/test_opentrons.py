@@ -24,7 +24,7 @@ from labos.drivers.opentrons import (
 from labos.drivers.protocols import LiquidHandler
 from labos.drivers.registry import open_device
 from labos.simulator.clock import ManualClock
-from labos.simulator.emulators.netserver import Fault
+from labos.simulator.emulators import LINK_FAULTS, WireFault
 from labos.simulator.emulators.opentrons import OpentronsEmulator
 
 SOLUTIONS = [
@@ -215,7 +215,7 @@ def test_missing_version_header_is_422(emu, client):
     assert err.value.code == 422
 
 
-@pytest.mark.parametrize("fault", list(Fault))
+@pytest.mark.parametrize("fault", sorted(LINK_FAULTS))
 def test_one_bad_reply_to_a_status_request_is_retried(client, emu, protocol_text, fault):
     run_id = client.run_protocol(protocol_text, "wet_mix.py")
     emu.inject(fault, match="GET /runs", delay_s=0.6)
@@ -223,7 +223,7 @@ def test_one_bad_reply_to_a_status_request_is_retried(client, emu, protocol_text
 
 
 @pytest.mark.parametrize(
-    "fault", [Fault.NO_REPLY, Fault.DROP_CONNECTION, Fault.GARBAGE, Fault.PARTIAL_LINE, Fault.OTHER_REPLY]
+    "fault", [WireFault.NO_REPLY, WireFault.DROP, WireFault.GARBAGE, WireFault.PARTIAL, WireFault.OTHER_REPLY]
 )
 def test_persistent_bad_replies_are_typed_errors(client, emu, protocol_text, fault):
     run_id = client.run_protocol(protocol_text, "wet_mix.py")
@@ -233,7 +233,7 @@ def test_persistent_bad_replies_are_typed_errors(client, emu, protocol_text, fau
     assert err.value.safe_to_retry
 
 
-@pytest.mark.parametrize("fault", [Fault.NO_REPLY, Fault.DROP_CONNECTION, Fault.GARBAGE])
+@pytest.mark.parametrize("fault", [WireFault.NO_REPLY, WireFault.DROP, WireFault.GARBAGE])
 def test_lost_reply_to_play_is_never_resent(client, emu, protocol_text, fault):
     emu.inject(fault, match="POST /runs/")
     with pytest.raises((DeviceTimeout, ProtocolError)) as err:
@@ -254,8 +254,7 @@ _json = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(st.integers(100, 599), st.one_of(st.binary(max_size=40), _json.map(lambda v: json.dumps(v).encode())))
 def test_any_reply_is_parsed_or_a_typed_error(status, body):
-    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
-    client = OpentronsClient("robot.invalid", transport=transport, retries=0)
+    client = OpentronsClient("robot.invalid", transport=lambda method, path, **kw: (status, body), retries=0)
     try:
         status_text = client.run_status("r1")
         assert isinstance(status_text, str)

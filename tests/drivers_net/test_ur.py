@@ -22,7 +22,7 @@ from labos.drivers.ur import (
     parse_safety_status,
 )
 from labos.simulator.clock import ManualClock
-from labos.simulator.emulators.netserver import Fault
+from labos.simulator.emulators import LINK_FAULTS, WireFault
 from labos.simulator.emulators.ur import HOME_JOINTS, UREmulator, compile_script
 
 from labos.errors import ConfigError
@@ -273,7 +273,7 @@ def test_program_not_running_after_n_seconds_is_a_timeout(emu, fast_clock):
 
 
 # -- wire faults ------------------------------------------------------------------------------
-WIRE = [f for f in Fault]
+WIRE = sorted(LINK_FAULTS)
 
 
 @pytest.mark.parametrize("fault", WIRE)
@@ -294,7 +294,7 @@ def test_a_persistently_bad_link_gives_a_typed_error(arm, emu, fault):
     assert arm.safety_status() == "NORMAL"
 
 
-@pytest.mark.parametrize("fault", [Fault.NO_REPLY, Fault.DROP_CONNECTION, Fault.GARBAGE, Fault.LATE_REPLY])
+@pytest.mark.parametrize("fault", [WireFault.NO_REPLY, WireFault.DROP, WireFault.GARBAGE, WireFault.LATE])
 def test_lost_reply_to_play_is_never_resent(arm, emu, fault):
     emu.inject(fault, match="play", delay_s=0.6)
     with pytest.raises((DeviceTimeout, ProtocolError)) as err:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from labos.errors import DataMissingError, FormulaError
 from labos.models.thermo import ReactionError, TemperatureError, ThermoDB, balance, parse_reaction
 from labos.models.thermo import gibbs as g
 from labos.models.thermo.atmosphere import AtmosphereError
+
+from labos.errors import DataMissingError, FormulaError
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,9 @@ def test_solid_gibbs_follows_bartel_and_pymatgen(db):
 
 def test_balance_with_open_gases():
     r = balance(["Li2CO3", "MnO2"], ["LiMn2O4"])
-    assert r.coefficients == pytest.approx({"Li2CO3": -0.5, "MnO2": -2.0, "LiMn2O4": 1.0, "O2": 0.25, "CO2": 0.5})
+    assert r.coefficients == pytest.approx(
+        {"Li2CO3": -0.5, "MnO2": -2.0, "LiMn2O4": 1.0, "O2": 0.25, "CO2": 0.5}
+    )
     r = balance(["NaNO3", "Fe2O3"], ["NaFeO2"])
     assert r.products["NO2"] == pytest.approx(1.0)
     r = balance(["Mn", "Li2CO3"], ["LiMnO2"])

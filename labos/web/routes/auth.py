@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from labos import __version__
 from labos.web import accounts
 from labos.web.accounts import Principal
-from labos.web.deps import SESSION_COOKIE, audit_action, authenticated, client_ip, db, state, viewer
+from labos.web.deps import SESSION_COOKIE, DbSession, audit_action, authenticated, client_ip, state, viewer
 from labos.web.schemas import Health, LoginRequest, Me, TokenOut, TokenRequest
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -72,7 +72,7 @@ def health(request: Request) -> Health:
 
 
 @router.post("/auth/login", response_model=Me, summary="Sign in; sets the session cookie")
-def login(body: LoginRequest, request: Request, response: Response, session: Session = Depends(db)) -> Me:
+def login(body: LoginRequest, request: Request, response: Response, session: DbSession) -> Me:
     token, principal = login_user(request, session, body.username, body.password)
     set_session_cookie(request, response, token)
     return _me(principal)
@@ -80,7 +80,10 @@ def login(body: LoginRequest, request: Request, response: Response, session: Ses
 
 @router.post("/auth/logout", status_code=204, summary="Sign out (revokes this session or token)")
 def logout(
-    request: Request, response: Response, principal: Principal = Depends(authenticated), session: Session = Depends(db)
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: Principal = Depends(authenticated),
 ) -> Response:
     accounts.revoke_session(session, principal.session_id)
     audit_action(session, request, principal, "auth.logout", subject=principal.username)
@@ -94,15 +97,22 @@ def me(principal: Principal = Depends(authenticated)) -> Me:
     return _me(principal)
 
 
-@router.post("/auth/tokens", response_model=TokenOut, status_code=201, summary="Create an API token for yourself")
+@router.post(
+    "/auth/tokens", response_model=TokenOut, status_code=201, summary="Create an API token for yourself"
+)
 def create_token(
-    body: TokenRequest, request: Request, principal: Principal = Depends(authenticated), session: Session = Depends(db)
+    body: TokenRequest,
+    request: Request,
+    session: DbSession,
+    principal: Principal = Depends(authenticated),
 ) -> TokenOut:
     user = accounts.get_user(session, principal.username)
     token, row = accounts.open_session(
         session, user, kind="token", ttl=timedelta(days=body.ttl_days), label=body.label
     )
-    audit_action(session, request, principal, "auth.token.create", subject=principal.username, label=body.label)
+    audit_action(
+        session, request, principal, "auth.token.create", subject=principal.username, label=body.label
+    )
     return TokenOut(token=token, expires_at=accounts.as_utc(row.expires_at), label=body.label)
 
 

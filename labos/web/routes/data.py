@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from labos.web import control, plots, queries
 from labos.web.accounts import Principal
-from labos.web.deps import audit_action, db, operator, state, viewer
+from labos.web.deps import DbSession, audit_action, operator, state, viewer
 from labos.web.errors import NotFound
 from labos.web.schemas import (
     CampaignDetail,
@@ -39,24 +39,37 @@ Offset = Annotated[int, Query(ge=0)]
 # ------------------------------------------------------------------------------------ campaigns
 
 
-@router.get("/campaigns", response_model=list[CampaignSummary], tags=["campaigns"], summary="All campaigns with progress")
-def campaigns(session: Session = Depends(db), _: Principal = Depends(viewer)):
+@router.get(
+    "/campaigns",
+    response_model=list[CampaignSummary],
+    tags=["campaigns"],
+    summary="All campaigns with progress",
+)
+def campaigns(session: DbSession, _: Principal = Depends(viewer)):
     return queries.list_campaigns(session)
 
 
 @router.post(
-    "/campaigns", response_model=CampaignSummary, status_code=201, tags=["campaigns"], summary="Submit a campaign (operator)"
+    "/campaigns",
+    response_model=CampaignSummary,
+    status_code=201,
+    tags=["campaigns"],
+    summary="Submit a campaign (operator)",
 )
 def submit_campaign(
-    body: CampaignSubmit, request: Request, session: Session = Depends(db), who: Principal = Depends(operator)
+    body: CampaignSubmit, request: Request, session: DbSession, who: Principal = Depends(operator)
 ):
     summary = control.submit_campaign(session, body, submitted_by=who.username)
-    audit_action(session, request, who, "campaign.submit", subject=summary.id, name=body.name, targets=body.targets)
+    audit_action(
+        session, request, who, "campaign.submit", subject=summary.id, name=body.name, targets=body.targets
+    )
     return summary
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignDetail, tags=["campaigns"], summary="One campaign")
-def campaign(campaign_id: PathId, session: Session = Depends(db), _: Principal = Depends(viewer)):
+@router.get(
+    "/campaigns/{campaign_id}", response_model=CampaignDetail, tags=["campaigns"], summary="One campaign"
+)
+def campaign(campaign_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     return queries.campaign_detail(session, campaign_id)
 
 
@@ -65,12 +78,12 @@ def campaign(campaign_id: PathId, session: Session = Depends(db), _: Principal =
 
 @router.get("/experiments", response_model=Page, tags=["experiments"], summary="Experiments, newest first")
 def experiments(
+    session: DbSession,
     campaign: str | None = Query(None, max_length=64),
     status: str | None = Query(None, max_length=32, pattern=r"^[a-z_]+$"),
     target: str | None = Query(None, max_length=120),
     limit: Limit = 100,
     offset: Offset = 0,
-    session: Session = Depends(db),
     _: Principal = Depends(viewer),
 ):
     total, items = queries.list_experiments(
@@ -80,19 +93,19 @@ def experiments(
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentDetail, tags=["experiments"])
-def experiment(experiment_id: PathId, session: Session = Depends(db), _: Principal = Depends(viewer)):
+def experiment(experiment_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """Recipe, the planner's explanation, samples and every outcome of one experiment."""
     return queries.experiment_detail(session, experiment_id)
 
 
 @router.get("/experiments/{experiment_id}/timeline", response_model=list[TimelineItem], tags=["experiments"])
-def experiment_timeline(experiment_id: PathId, session: Session = Depends(db), _: Principal = Depends(viewer)):
+def experiment_timeline(experiment_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """Tasks as intervals and other events as points, from the lab's event log."""
     return plots.timeline(session, experiment_id)
 
 
 @router.get("/experiments/{experiment_id}/furnace", response_model=FurnaceProfile, tags=["experiments"])
-def experiment_furnace(experiment_id: PathId, session: Session = Depends(db), _: Principal = Depends(viewer)):
+def experiment_furnace(experiment_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """Programmed setpoint from the recipe against the furnace temperature the lab recorded."""
     return plots.furnace_profile(session, experiment_id)
 
@@ -100,8 +113,8 @@ def experiment_furnace(experiment_id: PathId, session: Session = Depends(db), _:
 @router.get("/experiments/{experiment_id}/xrd", response_model=XRDPlot, tags=["experiments"])
 def experiment_xrd(
     experiment_id: PathId,
+    session: DbSession,
     outcome: int | None = Query(None, ge=1),
-    session: Session = Depends(db),
     _: Principal = Depends(viewer),
 ):
     """Observed pattern with the fitted phases, difference curve and weight fractions."""
@@ -111,8 +124,8 @@ def experiment_xrd(
 @router.get("/experiments/{experiment_id}/xrd/raw", tags=["experiments"], response_class=FileResponse)
 def experiment_xrd_raw(
     experiment_id: PathId,
+    session: DbSession,
     outcome: int | None = Query(None, ge=1),
-    session: Session = Depends(db),
     _: Principal = Depends(viewer),
 ):
     """The raw diffraction file as the instrument wrote it (only files recorded in an outcome)."""
@@ -128,12 +141,12 @@ def experiment_xrd_raw(
 
 @router.get("/samples", response_model=Page, tags=["samples"], summary="Samples and where they are")
 def samples(
+    session: DbSession,
     position: str | None = Query(None, max_length=120, description="position prefix, e.g. 'furnace_1/'"),
     experiment: str | None = Query(None, max_length=64),
     campaign: str | None = Query(None, max_length=64),
     limit: Limit = 200,
     offset: Offset = 0,
-    session: Session = Depends(db),
     _: Principal = Depends(viewer),
 ):
     total, items = queries.list_samples(
@@ -143,7 +156,7 @@ def samples(
 
 
 @router.get("/samples/{sample_id}", response_model=SampleDetail, tags=["samples"])
-def sample(sample_id: PathId, session: Session = Depends(db), _: Principal = Depends(viewer)):
+def sample(sample_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """One sample: position, every move with its cause, and its lineage."""
     return queries.sample_detail(session, sample_id)
 
@@ -153,12 +166,12 @@ def sample(sample_id: PathId, session: Session = Depends(db), _: Principal = Dep
 
 @router.get("/events", response_model=list[EventOut], tags=["events"], summary="The event log")
 def events(
+    session: DbSession,
     after: int | None = Query(None, ge=0, description="events after this id, oldest first"),
     before: int | None = Query(None, ge=1, description="events before this id, newest first"),
     kind: str | None = Query(None, max_length=64, description="kind prefix, e.g. 'task.'"),
     subject: str | None = Query(None, max_length=120),
     limit: Limit = 100,
-    session: Session = Depends(db),
     _: Principal = Depends(viewer),
 ):
     return queries.list_events(session, after=after, before=before, kind=kind, subject=subject, limit=limit)
@@ -169,7 +182,9 @@ def events(
     tags=["events"],
     summary="Live events (text/event-stream)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "one `data:` JSON EventOut per event"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "one `data:` JSON EventOut per event"}
+    },
 )
 async def stream(
     request: Request,
@@ -191,9 +206,13 @@ async def stream(
 # --------------------------------------------------------------------------------------- export
 
 
-@router.get("/export/experiments.csv", tags=["experiments"], response_class=Response, summary="Experiments as CSV")
+@router.get(
+    "/export/experiments.csv", tags=["experiments"], response_class=Response, summary="Experiments as CSV"
+)
 def export_csv(
-    campaign: str | None = Query(None, max_length=64), session: Session = Depends(db), _: Principal = Depends(viewer)
+    session: DbSession,
+    campaign: str | None = Query(None, max_length=64),
+    _: Principal = Depends(viewer),
 ):
     return Response(
         export_rows_csv(session, campaign),

@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from labos.web import labgate
 from labos.web.accounts import Principal
-from labos.web.deps import audit_action, db, operator, viewer
+from labos.web.deps import DbSession, audit_action, operator, viewer
 from labos.web.labgate import DeviceOut, LabStatus, LotOut, PositionOut
 from labos.web.schemas import In
 
@@ -50,8 +49,10 @@ class InterventionOut(BaseModel):
     answered_at: Any
 
 
-@router.get("/lab", response_model=LabStatus, summary="The lab's state (running / paused / stopped), clock, workers")
-def lab(lab: str | None = Query(None, max_length=64), session: Session = Depends(db), _: Principal = Depends(viewer)):
+@router.get(
+    "/lab", response_model=LabStatus, summary="The lab's state (running / paused / stopped), clock, workers"
+)
+def lab(session: DbSession, lab: str | None = Query(None, max_length=64), _: Principal = Depends(viewer)):
     return labgate.lab_status(session, lab)
 
 
@@ -59,8 +60,8 @@ def lab(lab: str | None = Query(None, max_length=64), session: Session = Depends
 def lab_control(
     action: Literal["pause", "resume", "stop"],
     request: Request,
+    session: DbSession,
     body: ControlRequest | None = None,
-    session: Session = Depends(db),
     who: Principal = Depends(operator),
 ):
     body = body or ControlRequest()
@@ -70,17 +71,17 @@ def lab_control(
 
 
 @router.get("/devices", response_model=list[DeviceOut], summary="Devices: state, fault, booking, utilisation")
-def devices(session: Session = Depends(db), _: Principal = Depends(viewer)):
+def devices(session: DbSession, _: Principal = Depends(viewer)):
     return labgate.devices(session)
 
 
 @router.get("/positions", response_model=list[PositionOut], summary="Sample positions and what is in them")
-def positions(session: Session = Depends(db), _: Principal = Depends(viewer)):
+def positions(session: DbSession, _: Principal = Depends(viewer)):
     return labgate.positions(session)
 
 
 @router.get("/inventory", response_model=list[LotOut], summary="Precursor lots and stock")
-def inventory(session: Session = Depends(db), _: Principal = Depends(viewer)):
+def inventory(session: DbSession, _: Principal = Depends(viewer)):
     return labgate.inventory(session)
 
 
@@ -91,7 +92,7 @@ class RefillRequest(In):
 
 
 @router.post("/inventory/refill", response_model=list[LotOut], summary="Record a precursor refill (operator)")
-def refill(body: RefillRequest, request: Request, session: Session = Depends(db), who: Principal = Depends(operator)):
+def refill(body: RefillRequest, request: Request, session: DbSession, who: Principal = Depends(operator)):
     lots = labgate.refill(session, body.formula, body.lot, body.mg, user=who.username)
     audit_action(session, request, who, "inventory.refill", subject=body.formula, lot=body.lot, mg=body.mg)
     return lots
@@ -99,33 +100,41 @@ def refill(body: RefillRequest, request: Request, session: Session = Depends(db)
 
 @router.get("/interventions", response_model=list[InterventionOut], summary="Operator interventions")
 def interventions(
+    session: DbSession,
     status: Literal["open", "answered", "all"] = "open",
     limit: int = Query(200, ge=1, le=1000),
-    session: Session = Depends(db),
     _: Principal = Depends(viewer),
 ):
     return [v.model_dump() for v in labgate.interventions(session, status, limit)]
 
 
 @router.get("/interventions/{intervention_id}", response_model=InterventionOut, summary="One intervention")
-def intervention(intervention_id: InterventionId, session: Session = Depends(db), _: Principal = Depends(viewer)):
+def intervention(intervention_id: InterventionId, session: DbSession, _: Principal = Depends(viewer)):
     return labgate.intervention(session, intervention_id).model_dump()
 
 
 @router.post(
-    "/interventions/{intervention_id}/answer", response_model=InterventionOut, summary="Answer an intervention (operator)"
+    "/interventions/{intervention_id}/answer",
+    response_model=InterventionOut,
+    summary="Answer an intervention (operator)",
 )
 def answer(
     intervention_id: InterventionId,
     body: AnswerRequest,
     request: Request,
-    session: Session = Depends(db),
+    session: DbSession,
     who: Principal = Depends(operator),
 ):
     values = {k: v for k, v in body.values.items() if v is not None}
     result = labgate.answer(session, intervention_id, body.answer, user=who.username, values=values)
     audit_action(
-        session, request, who, "intervention.answer", subject=intervention_id, answer=body.answer,
-        values=values or None, note=body.note,
+        session,
+        request,
+        who,
+        "intervention.answer",
+        subject=intervention_id,
+        answer=body.answer,
+        values=values or None,
+        note=body.note,
     )
     return result.model_dump()

@@ -7,11 +7,12 @@ must match a cookie (there is no session yet), the logout form the session's tok
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, Path as PathParam, Request
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -22,9 +23,9 @@ from labos.web.accounts import Principal
 from labos.web.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    DbSession,
     admin,
     audit_action,
-    db,
     operator,
     optional_principal,
     state,
@@ -52,7 +53,9 @@ NAV = [
 ]
 
 
-def render(request: Request, name: str, who: Principal, *, title: str, section: str, status: int = 200, **ctx):
+def render(
+    request: Request, name: str, who: Principal, *, title: str, section: str, status: int = 200, **ctx
+):
     return templates.TemplateResponse(
         request,
         name,
@@ -74,7 +77,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
     who: Principal | None = getattr(request.state, "principal", None)
     heading = {403: "Not allowed", 404: "Not found", 409: "Conflict", 429: "Slow down"}.get(status, "Error")
     if who is None:
-        return HTMLResponse(f"<!doctype html><title>{status}</title><p>{status}: {heading}</p>", status_code=status)
+        return HTMLResponse(
+            f"<!doctype html><title>{status}</title><p>{status}: {heading}</p>", status_code=status
+        )
     return render(
         request, "error.html", who, title=heading, section="", status=status, heading=heading, message=message
     )
@@ -91,7 +96,15 @@ def _safe_next(target: str | None) -> str:
 # ------------------------------------------------------------------------------------------ login
 
 
-def _login_form(request: Request, session: Session, *, next_: str, error: str | None = None, status: int = 200, username: str = ""):
+def _login_form(
+    request: Request,
+    session: Session,
+    *,
+    next_: str,
+    error: str | None = None,
+    status: int = 200,
+    username: str = "",
+):
     token = new_token()
     response = templates.TemplateResponse(
         request,
@@ -108,7 +121,12 @@ def _login_form(request: Request, session: Session, *, next_: str, error: str | 
         status_code=status,
     )
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict", secure=state(request).secure_cookies
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=state(request).secure_cookies,
     )
     return response
 
@@ -116,8 +134,8 @@ def _login_form(request: Request, session: Session, *, next_: str, error: str | 
 @router.get("/login")
 def login_page(
     request: Request,
+    session: DbSession,
     next: str = "/",
-    session: Session = Depends(db),
     who: Principal | None = Depends(optional_principal),
 ):
     if who is not None:
@@ -128,18 +146,22 @@ def login_page(
 @router.post("/login")
 def login_submit(
     request: Request,
+    session: DbSession,
     username: str = Form("", max_length=64),
     password: str = Form("", max_length=256),
     csrf_token: str = Form("", max_length=200),
     next: str = Form("/", max_length=500),
-    session: Session = Depends(db),
 ):
     if not tokens_equal(csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE)):
-        return _login_form(request, session, next_=next, error="The form expired; please sign in again.", status=400)
+        return _login_form(
+            request, session, next_=next, error="The form expired; please sign in again.", status=400
+        )
     try:
         token, _ = login_user(request, session, username, password)
     except ConsoleError as exc:
-        return _login_form(request, session, next_=next, error=str(exc), status=exc.status_code, username=username)
+        return _login_form(
+            request, session, next_=next, error=str(exc), status=exc.status_code, username=username
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
@@ -149,8 +171,8 @@ def login_submit(
 @router.post("/logout")
 def logout_submit(
     request: Request,
+    session: DbSession,
     csrf_token: str = Form("", max_length=200),
-    session: Session = Depends(db),
     who: Principal | None = Depends(optional_principal),
 ):
     if who is not None:
@@ -173,7 +195,9 @@ def overview(request: Request, who: Principal = Depends(viewer)):
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_page(request: Request, campaign_id: PageId, who: Principal = Depends(viewer)):
-    return render(request, "campaign.html", who, title="Campaign", section="overview", campaign_id=campaign_id)
+    return render(
+        request, "campaign.html", who, title="Campaign", section="overview", campaign_id=campaign_id
+    )
 
 
 @router.get("/experiments")
@@ -184,7 +208,12 @@ def experiments_page(request: Request, who: Principal = Depends(viewer)):
 @router.get("/experiments/{experiment_id}")
 def experiment_page(request: Request, experiment_id: PageId, who: Principal = Depends(viewer)):
     return render(
-        request, "experiment.html", who, title=experiment_id, section="experiments", experiment_id=experiment_id
+        request,
+        "experiment.html",
+        who,
+        title=experiment_id,
+        section="experiments",
+        experiment_id=experiment_id,
     )
 
 
@@ -262,4 +291,6 @@ def _plotly_js() -> Path:
 @router.get("/vendor/plotly.min.js")
 def plotly_js():
     """plotly.js as bundled with the plotly Python package: plots work offline, no CDN."""
-    return FileResponse(_plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(
+        _plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )

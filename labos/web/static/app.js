@@ -168,10 +168,15 @@ const labos = (() => {
   function plot(target, traces, layout = {}) {
     const node = typeof target === "string" ? $(target) : target;
     if (!window.Plotly) { replace(node, el("div", { class: "placeholder" }, "plotting library not loaded")); return Promise.resolve(); }
-    node.replaceChildren();
+    if (node.classList.contains("is-empty")) { node.classList.remove("is-empty"); node.replaceChildren(); }
     return window.Plotly.react(node, traces, merge(PLOT_LAYOUT, layout), PLOT_CONFIG);
   }
-  function placeholder(target, text) { replace(target, el("div", { class: "placeholder" }, text)); }
+  function placeholder(target, text) {
+    const node = typeof target === "string" ? $(target) : target;
+    if (window.Plotly && node) window.Plotly.purge(node);
+    node?.classList.add("is-empty");
+    replace(node, el("div", { class: "placeholder" }, text));
+  }
 
   /* ---------- page chrome: intervention badge, live connection */
   async function refreshInterventionCount() {

@@ -99,6 +99,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_lab_resources_holder'), 'lab_resources', ['holder'], unique=False)
     op.create_index('ix_lab_resources_kind_role', 'lab_resources', ['kind', 'role'], unique=False)
+    op.create_index('ix_lab_resources_role_occupant', 'lab_resources', ['role', 'occupant'], unique=False)
     op.create_table('lab_state',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('desired', sa.String(length=16), nullable=False),
@@ -176,6 +177,7 @@ def downgrade() -> None:
     op.drop_table('lab_tasks')
     op.drop_table('lab_workers')
     op.drop_table('lab_state')
+    op.drop_index('ix_lab_resources_role_occupant', table_name='lab_resources')
     op.drop_index('ix_lab_resources_kind_role', table_name='lab_resources')
     op.drop_index(op.f('ix_lab_resources_holder'), table_name='lab_resources')
     op.drop_table('lab_resources')

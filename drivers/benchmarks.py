@@ -1,0 +1,304 @@
+"""Round-trip latency of each driver against the raw pty/TCP round trip to the same emulator.
+
+Why: a driver's framing, parsing, checks, retries and logging must stay cheap next to the wire.
+Target (issue 5): "the driver adds at most 2× the raw round trip", read as *added time ≤ 2 × raw*:
+``overhead_ratio = (driver − raw) / raw ≤ 2`` (equivalently ``ratio = driver / raw ≤ 3``).
+
+Each protocol runs against its own emulator in this process. The raw figure is a bare link (the
+pyserial-opened pty descriptor, or a plain socket) sending the same request bytes and reading the
+complete reply; the driver figure is the public driver call that makes that request. Raw and
+driver round trips are measured in alternating blocks in the same invocation, so load on the
+machine falls on both alike; medians (and p95) are reported. Modbus iterations are spaced by the
+inter-frame silence (3.5 characters) on both sides, so minimalmodbus's enforced pause is not
+counted against either.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PROTOCOLS", "TARGET_OVERHEAD_RATIO", "compare", "measure_protocols", "summarize"]
+
+TARGET_OVERHEAD_RATIO = 2.0
+TARGET_READING = "added time <= 2x raw: (driver_us - raw_us) / raw_us <= 2"
+
+
+def compare(
+    driver: Callable[[], object],
+    raw: Callable[[], object],
+    n: int,
+    *,
+    gap_s: float = 0.0,
+    blocks: int = 5,
+    warmup: int = 5,
+) -> tuple[list[float], list[float]]:
+    """``n`` timed calls of each, in alternating blocks (raw first); returns (driver, raw) seconds."""
+    for fn in (raw, driver):
+        for _ in range(warmup):
+            fn()
+            if gap_s:
+                time.sleep(gap_s)
+    times: tuple[list[float], list[float]] = ([], [])
+    blocks = max(1, min(blocks, n))
+    for b in range(blocks):
+        size = n // blocks + (1 if b < n % blocks else 0)
+        for fn, out in ((raw, times[1]), (driver, times[0])):
+            for _ in range(size):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+                if gap_s:
+                    time.sleep(gap_s)
+    return times
+
+
+def _p95_us(samples: list[float]) -> float:
+    return round(sorted(samples)[int(0.95 * (len(samples) - 1))] * 1e6, 1)
+
+
+def summarize(request: str, driver: list[float], raw: list[float], **extra: Any) -> dict[str, Any]:
+    """One protocol's row: medians in µs, ``ratio`` = driver/raw, ``overhead_ratio`` = added/raw."""
+    d_us, r_us = statistics.median(driver) * 1e6, statistics.median(raw) * 1e6
+    overhead = (d_us - r_us) / r_us if r_us > 0 else float("inf")
+    return {
+        "request": request,
+        "n": len(driver),
+        "driver_us": round(d_us, 1),
+        "raw_us": round(r_us, 1),
+        "ratio": round(d_us / r_us, 3) if r_us > 0 else None,
+        "overhead_ratio": round(overhead, 3),
+        "driver_p95_us": _p95_us(driver),
+        "raw_p95_us": _p95_us(raw),
+        "within_target": overhead <= TARGET_OVERHEAD_RATIO,
+        **extra,
+    }
+
+
+# -- raw links ---------------------------------------------------------------------------------
+class _RawSerial:
+    """A pyserial-opened port driven with os.write / select / os.read: the bare pty round trip."""
+
+    def __init__(self, path: str, request: bytes, reply_len: int | None):
+        import serial
+
+        self.port = serial.Serial(path, timeout=1.0)
+        self.request, self.reply_len = request, reply_len
+
+    def __call__(self) -> bytes:
+        fd = self.port.fd
+        os.write(fd, self.request)
+        buf = b""
+        while (self.reply_len is None and not buf.endswith(b"\n")) or (
+            self.reply_len is not None and len(buf) < self.reply_len
+        ):
+            if not select.select([fd], [], [], 1.0)[0]:
+                raise TimeoutError("raw round trip got no reply")
+            buf += os.read(fd, 4096)
+        return buf
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def _connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _recv_until(sock: socket.socket, marker: bytes, buf: bytes = b"") -> bytes:
+    while marker not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the emulator closed the connection")
+        buf += chunk
+    return buf
+
+
+class _RawTcpLine:
+    """A plain socket sending one request line and reading one reply line."""
+
+    def __init__(self, port: int, request: bytes, *, greeting: bool = False):
+        self.sock = _connect(port)
+        self.request = request
+        if greeting:
+            _recv_until(self.sock, b"\n")
+
+    def __call__(self) -> bytes:
+        self.sock.sendall(self.request)
+        return _recv_until(self.sock, b"\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- protocols ---------------------------------------------------------------------------------
+def _mtsics(n: int) -> dict:
+    from labos.drivers.registry import DeviceSpec, open_device
+    from labos.simulator.clock import WallClock
+    from labos.simulator.emulators.mtsics import MtSicsEmulator
+
+    with MtSicsEmulator(WallClock()) as emu:
+        raw = _RawSerial(emu.address["port"], b"SI\r\n", None)
+        dev = open_device(DeviceSpec(name="balance", kind="mtsics_balance", **emu.address))
+        try:
+            driver, bare = compare(lambda: dev.weight_mg(stable=False), raw, n)
+        finally:
+            dev.close()
+            raw.close()
+    return summarize("MT-SICS SI (immediate weight) over a pty", driver, bare)
+
+
+def _modbus(n: int) -> dict:
+    from labos.drivers.registry import DeviceSpec, open_device
+    from labos.simulator.clock import WallClock
+    from labos.simulator.emulators.eurotherm import EurothermEmulator
+    from labos.simulator.emulators.modbus import crc16
+
+    baud = 115200  # a pty ignores the rate; it only sets minimalmodbus's inter-frame silence (1.75 ms)
+    with EurothermEmulator(WallClock()) as emu:
+        req = bytes([1, 3, 0, 1, 0, 1])
+        raw = _RawSerial(emu.address["port"], req + crc16(req), 7)
+        dev = open_device(
+            DeviceSpec(name="furnace", kind="eurotherm2416", **emu.address, options={"baudrate": baud})
+        )
+        try:
+            driver, bare = compare(dev.pv, raw, n, gap_s=0.002)
+        finally:
+            dev.close()
+            raw.close()
+    return summarize("Modbus RTU read PV (fc 03, register 1) over a pty", driver, bare)
+
+
+def _door(n: int) -> dict:
+    from labos.drivers.registry import DeviceSpec, open_device
+    from labos.simulator.clock import WallClock
+    from labos.simulator.emulators.door import DoorEmulator
+
+    with DoorEmulator(WallClock()) as emu:
+        raw = _RawTcpLine(emu.address["tcp_port"], b"Status\n")
+        dev = open_device(DeviceSpec(name="door", kind="furnace_door", **emu.address))
+        try:
+            driver, bare = compare(dev.state, raw, n)
+        finally:
+            dev.close()
+            raw.close()
+    return summarize("door controller Status (TCP line)", driver, bare)
+
+
+def _ur(n: int) -> dict:
+    from labos.drivers.ur import URArm
+    from labos.simulator.emulators.ur import UREmulator
+
+    with UREmulator() as emu:
+        arm = URArm("127.0.0.1", dashboard_port=emu.dashboard_port, secondary_port=emu.secondary_port)
+        raw = _RawTcpLine(emu.dashboard_port, b"safetystatus\n", greeting=True)
+        try:
+            driver, bare = compare(arm.safety_status, raw, n)
+        finally:
+            raw.close()
+            arm.close()
+    return summarize("UR dashboard safetystatus (TCP line)", driver, bare)
+
+
+def _aeris(n: int) -> dict:
+    import numpy as np
+    from labos.drivers.aeris import AerisXRD, format_message
+    from labos.simulator.emulators.aeris import AerisEmulator
+
+    from labos.domain import XRDPattern
+
+    tt = np.linspace(10, 80, 100)
+    pattern = XRDPattern(two_theta=tt.tolist(), counts=(100 + tt).tolist())
+    with tempfile.TemporaryDirectory() as tmp, AerisEmulator(Path(tmp), lambda _sid: pattern) as emu:
+        xrd = AerisXRD("127.0.0.1", emu.port, result_dir=tmp)
+        message = (format_message("STATUS_REQUEST", UNIT="xrd") + "\r\n").encode()
+
+        def raw() -> None:
+            with _connect(emu.port) as s:
+                s.sendall(message)
+                _recv_until(s, b"END")
+
+        try:
+            driver, bare = compare(xrd.ready, raw, n)
+        finally:
+            xrd.close()
+    return summarize("Aeris READY status (TCP, one connection per query)", driver, bare)
+
+
+def _opentrons(n: int) -> dict:
+    import httpx
+    from labos.drivers.opentrons import OpentronsClient
+    from labos.simulator.emulators.opentrons import EmulatedProtocol, EmulatedRun, OpentronsEmulator
+
+    with OpentronsEmulator() as emu:
+        proto = EmulatedProtocol("bench", "bench.py", "", {"id": "a", "result": "ok"}, 1.0)
+        run = EmulatedRun("bench-run", proto)
+        emu.protocols[proto.id], emu.runs[run.id] = proto, run
+        client = OpentronsClient("127.0.0.1", emu.port)
+        sock = _connect(emu.port)
+        request = f"GET /runs/{run.id} HTTP/1.1\r\nHost: 127.0.0.1\r\nOpentrons-Version: 3\r\n\r\n".encode()
+
+        def raw() -> None:  # keep-alive, like the driver: headers, then Content-Length bytes of body
+            sock.sendall(request)
+            head, _, body = _recv_until(sock, b"\r\n\r\n").partition(b"\r\n\r\n")
+            length = next(
+                int(h.split(b":", 1)[1])
+                for h in head.split(b"\r\n")
+                if h.lower().startswith(b"content-length")
+            )
+            while len(body) < length:
+                body += sock.recv(65536)
+
+        # for reference: the same request through httpx (keep-alive Client), the driver's earlier stack
+        lib = httpx.Client(base_url=f"http://127.0.0.1:{emu.port}", headers={"Opentrons-Version": "3"})
+        try:
+            driver, bare = compare(lambda: client.run_status(run.id), raw, n)
+            httpx_t, bare2 = compare(lambda: lib.get(f"/runs/{run.id}").json(), raw, n)
+        finally:
+            sock.close()
+            client.close()
+            lib.close()
+    httpx_us = statistics.median(httpx_t) * 1e6
+    raw2_us = statistics.median(bare2) * 1e6
+    return summarize(
+        "Opentrons HTTP GET /runs/{id} (keep-alive; driver on http.client)",
+        driver,
+        bare,
+        httpx_reference={
+            "httpx_us": round(httpx_us, 1),
+            "raw_us": round(raw2_us, 1),
+            "overhead_ratio": round((httpx_us - raw2_us) / raw2_us, 3),
+            "note": "a persistent httpx.Client alone, same request, its own alternating raw blocks",
+        },
+    )
+
+
+#: protocol name -> measurement (serial-line protocols first, then the network ones)
+PROTOCOLS: dict[str, Callable[[int], dict]] = {
+    "mtsics": _mtsics,
+    "modbus_rtu": _modbus,
+    "door_tcp": _door,
+    "ur_dashboard": _ur,
+    "aeris": _aeris,
+    "opentrons_http": _opentrons,
+}
+
+
+def measure_protocols(n: int = 200, protocols: Iterable[str] | None = None) -> dict[str, dict]:
+    """Median round trips (µs) of each driver vs the raw link to the same emulator."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    names = list(PROTOCOLS) if protocols is None else list(protocols)
+    unknown = [p for p in names if p not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown protocols {unknown}; known: {', '.join(PROTOCOLS)}")
+    return {name: PROTOCOLS[name](n) for name in names}

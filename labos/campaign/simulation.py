@@ -1,0 +1,135 @@
+"""The world a campaign runs in: thermodynamic data, the hidden chemistry, the precursor shelf, and the
+simulated lab (the lab OS over in-process device fakes on a virtual clock) with its diffractometer
+files and analyzer (:mod:`labos.campaign.measure`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labos.campaign.config import CampaignConfig, LabSpec
+from labos.domain import Precursor
+from labos.errors import ConfigError, NotImplementedYet
+
+STOCK_MG = 1_000_000.0  # 1 kg of every precursor on the simulated shelf
+
+
+@dataclass
+class Chemistry:
+    """Thermodynamics, the hidden world and the shelf of one campaign."""
+
+    thermo: Any
+    world: Any
+    inventory: list[Precursor]
+    structures: dict[str, Any] | None  # phase name -> Structure, for simulated XRD patterns
+
+
+def default_thermo():
+    from labos.models.thermo import ThermoDB
+
+    return ThermoDB.default()
+
+
+def build_chemistry(
+    cfg: CampaignConfig, thermo=None, world=None, inventory: list[Precursor] | None = None
+) -> Chemistry:
+    """The demo chemistry (offline, with crystal structures) or the whole thermodynamic database."""
+    from labos.simulator.world import World
+
+    thermo = thermo if thermo is not None else default_thermo()
+    if cfg.chemistry == "demo":
+        from labos.simulator.demo_chemistry import demo_inventory, demo_structures
+
+        world = world if world is not None else World.demo(cfg.hidden_seed, thermo=thermo)
+        inv = inventory if inventory is not None else demo_inventory()
+        structures = dict(world.structures) if world.structures else demo_structures()
+        return Chemistry(thermo, world, inv, structures)
+    from labos.simulator.targets import benchmark_inventory
+
+    world = world if world is not None else World(cfg.hidden_seed, thermo=thermo)
+    inv = inventory if inventory is not None else benchmark_inventory(thermo)
+    return Chemistry(thermo, world, inv, dict(world.structures) or None)
+
+
+def lab_config(spec: LabSpec, inventory: list[Precursor]):
+    """The lab configuration: the TOML file given, else the simulated layout stocked with the shelf."""
+    from labos.lab.config import load_lab_config, sim_lab_config
+
+    if spec.config_path:
+        cfg = load_lab_config(spec.config_path)
+        real = sorted({d.kind for d in cfg.devices if not d.kind.startswith("sim")})
+        if real:
+            raise NotImplementedYet(
+                f"campaign on real hardware not implemented: {spec.config_path} names device kinds "
+                f"{', '.join(real)}; campaigns run on simulated devices (kinds sim_*) for now"
+            )
+        cfg.check_workflow()
+        if not cfg.inventory:
+            stocked = sim_lab_config(inventory={p.formula: STOCK_MG for p in inventory})
+            cfg = cfg.model_copy(update={"inventory": stocked.inventory})
+        return cfg
+    cfg = sim_lab_config(
+        furnaces=spec.furnaces,
+        furnace_slots=spec.furnace_slots,
+        inventory={p.formula: STOCK_MG for p in inventory},
+    )
+    cfg.check_workflow()
+    return cfg
+
+
+def shelf_from_lab(cfg, inventory: list[Precursor]) -> list[Precursor]:
+    """What the planner may use: the shelf precursors the lab stocks, with the stock on hand."""
+    from labos.domain import parse_formula
+
+    stock: dict[str, float] = {}
+    for lot in cfg.inventory:
+        key = parse_formula(lot.formula)
+        stock[key] = stock.get(key, 0.0) + lot.stock_mg
+    out = []
+    for p in inventory:
+        key = parse_formula(p.formula)
+        if key in stock:
+            out.append(p.model_copy(update={"available_mg": stock[key]}))
+    if not out:
+        raise ConfigError(
+            "the lab stocks none of the campaign's precursors: add [[inventory]] lots to the lab config"
+        )
+    return out
+
+
+def build_simlab(
+    spec: LabSpec,
+    chem: Chemistry,
+    lab_cfg,
+    store,
+    *,
+    threshold: float,
+    seed: int,
+    state_path: Path | None,
+):
+    """The simulated lab on ``store``, its diffractometer writing files for the chosen XRD mode."""
+    from labos.campaign import measure
+    from labos.lab.fakes import FakeDiffractometer
+    from labos.lab.simlab import SimLab
+
+    if spec.xrd == "pattern":
+        if not chem.structures:
+            raise ConfigError(
+                "xrd='pattern' needs crystal structures for every phase the world can form; this chemistry has "
+                "none (use the demo chemistry, or xrd='truth')"
+            )
+        library = measure.phase_library(chem.structures)
+        analyzer = measure.pattern_analyzer(library, threshold)
+        writer = measure.pattern_writer(library, seed)
+    else:
+        analyzer = measure.truth_analyzer(threshold, spec.measurement_sigma, spec.detection_limit, seed)
+        writer = None  # the fakes' default: the true phases as JSON
+    sim = SimLab.build(
+        store, cfg=lab_cfg, world=chem.world, xrd="truth", analyzer=analyzer, seed=seed, state_path=state_path
+    )
+    if writer is not None:
+        for dev in sim.lab.engine.devices.values():
+            if isinstance(dev, FakeDiffractometer):
+                dev.writer = writer
+    return sim

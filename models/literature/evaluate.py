@@ -1,0 +1,179 @@
+"""Benchmark of the literature priors on a publication-year split (``labos bench priors --json``).
+
+Train on reactions published up to ``split_year``, test on later ones:
+
+* precursor recommendation: for every test target not seen in training, is one of the top-k
+  proposals exactly a reported precursor set? (He et al. report ≥ 82 % at k = 5 on their split.)
+  Compared with the same pipeline on raw element fractions and with "most common precursor per
+  element". ``feasible_ceiling`` is the share of test targets with at least one reported set made
+  only of precursors seen in training that supply exactly the target's elements (dopants missing
+  from the text-mined target formula make the rest impossible to hit).
+* firing temperature: MAE (°C) of the condition model vs the median-per-element baseline; dwell MAE (h)
+  vs the training median.
+* second check: the curated ternary oxides (Chung et al.) published after the split year.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import defaultdict
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from labos.config import get_settings
+from labos.models.literature.dataset import SynthesisRecord, dataset_path, load_records, reduced_formula
+from labos.models.literature.features import fractions_of, nonvolatile
+from labos.models.literature.recommender import PrecursorRecommender
+from labos.models.literature.temperature import ConditionModel
+
+KS = (1, 3, 5, 10)
+CURATED = "literature/manually_curated_ternary_oxides.csv"
+
+
+@lru_cache(maxsize=2)
+def _records(path: str) -> tuple[SynthesisRecord, ...]:
+    return tuple(load_records())
+
+
+def _topk(model: PrecursorRecommender, truth: dict[str, set[tuple[str, ...]]]) -> dict[str, float]:
+    hits = dict.fromkeys(KS, 0)
+    for target, sets in truth.items():
+        recs = model.recommend(target, k=max(KS))
+        for k in KS:
+            if any(r.precursors in sets for r in recs[:k]):
+                hits[k] += 1
+    n = max(len(truth), 1)
+    return {f"top{k}": round(hits[k] / n, 4) for k in KS}
+
+
+def _most_common(model: PrecursorRecommender, truth: dict[str, set[tuple[str, ...]]]) -> dict[str, float]:
+    hits = 0
+    probs = model.freq / model.freq.max()
+    for target, sets in truth.items():
+        need = frozenset(fractions_of(target)) - {"O", "C", "H", "N"}
+        if model._complete((), need, probs, None) in sets:
+            hits += 1
+    return {"top1": round(hits / max(len(truth), 1), 4)}
+
+
+def _curated(split_year: int, rec: PrecursorRecommender, cond: ConditionModel) -> dict[str, Any]:
+    path = get_settings().dataset(CURATED)
+    if not path.is_file():
+        return {"available": False, "note": f"{path} is absent"}
+    hits5 = n_rec = 0
+    err_model: list[float] = []
+    err_base: list[float] = []
+    with path.open(encoding="utf-8-sig") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("solid_state_synthesized_composition") != "y":
+                continue
+            try:
+                year = int(float(row.get("reference_year") or "nan"))
+            except ValueError:
+                continue
+            if year <= split_year:
+                continue
+            try:
+                target = reduced_formula(fractions_of(row["composition"]))
+            except Exception:  # unreadable composition in the curated file: skip the row
+                continue
+            sets = set()
+            for group in (row.get("sss_precursor") or "").split(";"):
+                names = [p.strip() for p in group.split(",") if p.strip()]
+                try:
+                    sets.add(tuple(sorted({reduced_formula(fractions_of(p)) for p in names})))
+                except Exception:  # a precursor name that is not a formula
+                    continue
+            sets.discard(())
+            if sets:
+                n_rec += 1
+                recs = rec.recommend(target, k=5)
+                hits5 += any(r.precursors in sets for r in recs)
+            t_k = row.get("sss_highest_temperature(K)")
+            if t_k and sets:
+                precursors = sorted(next(iter(sets)))
+                pred = cond.predict(fractions_of(target), precursors)
+                true_c = float(t_k) - 273.15
+                err_model.append(abs(pred.temperature_c - true_c))
+                err_base.append(abs(pred.baseline_temperature_c - true_c))
+    return {
+        "available": True,
+        "targets_with_precursors": n_rec,
+        "top5": round(hits5 / max(n_rec, 1), 4),
+        "temperature_n": len(err_model),
+        "temperature_mae_c": round(float(np.mean(err_model)), 1) if err_model else None,
+        "baseline_mae_c": round(float(np.mean(err_base)), 1) if err_base else None,
+    }
+
+
+def evaluate(split_year: int = 2016) -> dict[str, Any]:
+    """Train on ≤ ``split_year``, test on later papers; see the module docstring for the metrics."""
+    t0 = time.perf_counter()
+    records = _records(str(dataset_path()))
+    load_s = time.perf_counter() - t0
+    train = [r for r in records if r.year is not None and r.year <= split_year]
+    test = [r for r in records if r.year is not None and r.year > split_year]
+    if not train or not test:
+        raise ValueError(f"split year {split_year} leaves an empty train or test set")
+    seen = {r.target for r in train}
+    truth: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for r in test:
+        if r.target not in seen:
+            truth[r.target].add(r.precursors)
+    out: dict[str, Any] = {
+        "split_year": split_year,
+        "train_reactions": len(train),
+        "test_reactions": len(test),
+        "unseen_test_targets": len(truth),
+        "load_seconds": round(load_s, 1),
+    }
+    t = time.perf_counter()
+    learned = PrecursorRecommender("learned").fit(train)
+    out["recommender_train_seconds"] = round(time.perf_counter() - t, 1)
+    raw = PrecursorRecommender("raw").fit(train)
+    vocab = set(learned.labels)
+
+    def feasible(target: str, s: tuple[str, ...]) -> bool:
+        need = frozenset(fractions_of(target)) - {"O", "C", "H", "N"}
+        return all(p in vocab and nonvolatile(p) and nonvolatile(p) <= need for p in s) and bool(s) and (
+            frozenset().union(*(nonvolatile(p) for p in s)) == need
+        )
+
+    out["recommender"] = {
+        "learned_embedding": _topk(learned, truth),
+        "element_fraction_similarity": _topk(raw, truth),
+        "most_common_per_element": _most_common(raw, truth),
+        "feasible_ceiling": round(
+            sum(1 for tg, ss in truth.items() if any(feasible(tg, s) for s in ss)) / max(len(truth), 1), 4
+        ),
+        "reference": "He et al., Sci. Adv. 2023: >= 0.82 top-5 on their own year split",
+    }
+    t = time.perf_counter()
+    cond = ConditionModel().fit(train)
+    out["condition_train_seconds"] = round(time.perf_counter() - t, 1)
+    test_t = [r for r in test if r.temperature_c is not None and 200 <= r.temperature_c <= 1800]
+    pred = [cond.predict(r.elements, r.precursors) for r in test_t]
+    err = np.array([abs(p.temperature_c - r.temperature_c) for p, r in zip(pred, test_t, strict=True)])
+    base = np.array([abs(p.baseline_temperature_c - r.temperature_c) for p, r in zip(pred, test_t, strict=True)])
+    test_d = [(p, r) for p, r in zip(pred, test_t, strict=True) if r.dwell_h]
+    d_err = [abs(p.dwell_h - r.dwell_h) for p, r in test_d]
+    d_base = [abs(cond.dwell_median_h - r.dwell_h) for _, r in test_d]
+    out["temperature"] = {
+        "n": len(test_t),
+        "model_mae_c": round(float(err.mean()), 1),
+        "median_per_element_mae_c": round(float(base.mean()), 1),
+        "ratio_model_to_baseline": round(float(err.mean() / base.mean()), 3),
+        "model_median_ae_c": round(float(np.median(err)), 1),
+        "dwell_n": len(test_d),
+        "dwell_model_mae_h": round(float(np.mean(d_err)), 2) if d_err else None,
+        "dwell_median_baseline_mae_h": round(float(np.mean(d_base)), 2) if d_base else None,
+    }
+    out["curated_ternary_oxides"] = _curated(split_year, learned, cond)
+    out["total_seconds"] = round(time.perf_counter() - t0, 1)
+    if math.isnan(out["temperature"]["model_mae_c"]):
+        raise ValueError("temperature evaluation produced NaN")
+    return out
