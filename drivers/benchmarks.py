@@ -141,77 +141,81 @@ class _RawTcpLine:
 
 
 # -- protocols ---------------------------------------------------------------------------------
-def _mtsics(n: int) -> dict:
+def _through_registry(
+    emu: Any,
+    kind: str,
+    call: Callable[[Any], object],
+    raw: Callable[[], object],
+    n: int,
+    *,
+    gap_s: float = 0.0,
+    options: dict[str, Any] | None = None,
+) -> tuple[list[float], list[float]]:
+    """Open the ``kind`` driver on the running ``emu`` the way the lab does (the registry) and time
+    ``call(driver)`` against ``raw``; closes both."""
     from labos.drivers.registry import DeviceSpec, open_device
+
+    try:
+        dev = open_device(DeviceSpec(name=kind, kind=kind, **emu.address, options=options or {}))
+        try:
+            return compare(lambda: call(dev), raw, n, gap_s=gap_s)
+        finally:
+            dev.close()
+    finally:
+        close = getattr(raw, "close", None)
+        if close is not None:
+            close()
+
+
+def _mtsics(n: int) -> dict:
     from labos.simulator.clock import WallClock
     from labos.simulator.emulators.mtsics import MtSicsEmulator
 
     with MtSicsEmulator(WallClock()) as emu:
         raw = _RawSerial(emu.address["port"], b"SI\r\n", None)
-        dev = open_device(DeviceSpec(name="balance", kind="mtsics_balance", **emu.address))
-        try:
-            driver, bare = compare(lambda: dev.weight_mg(stable=False), raw, n)
-        finally:
-            dev.close()
-            raw.close()
-    return summarize("MT-SICS SI (immediate weight) over a pty", driver, bare)
+        times = _through_registry(emu, "mtsics_balance", lambda dev: dev.weight_mg(stable=False), raw, n)
+    return summarize("MT-SICS SI (immediate weight) over a pty", *times)
 
 
 def _modbus(n: int) -> dict:
-    from labos.drivers.registry import DeviceSpec, open_device
     from labos.simulator.clock import WallClock
     from labos.simulator.emulators.eurotherm import EurothermEmulator
     from labos.simulator.emulators.modbus import crc16
 
-    baud = 115200  # a pty ignores the rate; it only sets minimalmodbus's inter-frame silence (1.75 ms)
     with EurothermEmulator(WallClock()) as emu:
         req = bytes([1, 3, 0, 1, 0, 1])
         raw = _RawSerial(emu.address["port"], req + crc16(req), 7)
-        dev = open_device(
-            DeviceSpec(name="furnace", kind="eurotherm2416", **emu.address, options={"baudrate": baud})
+        # a pty ignores the baud rate; it only sets minimalmodbus's inter-frame silence (1.75 ms)
+        options = {"baudrate": 115200}
+        times = _through_registry(
+            emu, "eurotherm2416", lambda dev: dev.pv(), raw, n, gap_s=0.002, options=options
         )
-        try:
-            driver, bare = compare(dev.pv, raw, n, gap_s=0.002)
-        finally:
-            dev.close()
-            raw.close()
-    return summarize("Modbus RTU read PV (fc 03, register 1) over a pty", driver, bare)
+    return summarize("Modbus RTU read PV (fc 03, register 1) over a pty", *times)
 
 
 def _door(n: int) -> dict:
-    from labos.drivers.registry import DeviceSpec, open_device
     from labos.simulator.clock import WallClock
     from labos.simulator.emulators.door import DoorEmulator
 
     with DoorEmulator(WallClock()) as emu:
         raw = _RawTcpLine(emu.address["tcp_port"], b"Status\n")
-        dev = open_device(DeviceSpec(name="door", kind="furnace_door", **emu.address))
-        try:
-            driver, bare = compare(dev.state, raw, n)
-        finally:
-            dev.close()
-            raw.close()
-    return summarize("door controller Status (TCP line)", driver, bare)
+        times = _through_registry(emu, "furnace_door", lambda dev: dev.state(), raw, n)
+    return summarize("door controller Status (TCP line)", *times)
 
 
 def _ur(n: int) -> dict:
-    from labos.drivers.ur import URArm
     from labos.simulator.emulators.ur import UREmulator
 
     with UREmulator() as emu:
-        arm = URArm("127.0.0.1", dashboard_port=emu.dashboard_port, secondary_port=emu.secondary_port)
         raw = _RawTcpLine(emu.dashboard_port, b"safetystatus\n", greeting=True)
-        try:
-            driver, bare = compare(arm.safety_status, raw, n)
-        finally:
-            raw.close()
-            arm.close()
-    return summarize("UR dashboard safetystatus (TCP line)", driver, bare)
+        options = {"secondary_port": emu.secondary_port}
+        times = _through_registry(emu, "ur", lambda dev: dev.safety_status(), raw, n, options=options)
+    return summarize("UR dashboard safetystatus (TCP line)", *times)
 
 
 def _aeris(n: int) -> dict:
     import numpy as np
-    from labos.drivers.aeris import AerisXRD, format_message
+    from labos.drivers.aeris import format_message
     from labos.simulator.emulators.aeris import AerisEmulator
 
     from labos.domain import XRDPattern
@@ -219,66 +223,58 @@ def _aeris(n: int) -> dict:
     tt = np.linspace(10, 80, 100)
     pattern = XRDPattern(two_theta=tt.tolist(), counts=(100 + tt).tolist())
     with tempfile.TemporaryDirectory() as tmp, AerisEmulator(Path(tmp), lambda _sid: pattern) as emu:
-        xrd = AerisXRD("127.0.0.1", emu.port, result_dir=tmp)
         message = (format_message("STATUS_REQUEST", UNIT="xrd") + "\r\n").encode()
 
-        def raw() -> None:
+        def raw() -> None:  # one connection per query, like the instrument and the driver
             with _connect(emu.port) as s:
                 s.sendall(message)
                 _recv_until(s, b"END")
 
-        try:
-            driver, bare = compare(xrd.ready, raw, n)
-        finally:
-            xrd.close()
-    return summarize("Aeris READY status (TCP, one connection per query)", driver, bare)
+        times = _through_registry(emu, "aeris", lambda dev: dev.ready(), raw, n, options={"result_dir": tmp})
+    return summarize("Aeris READY status (TCP, one connection per query)", *times)
 
 
 def _opentrons(n: int) -> dict:
     import httpx
-    from labos.drivers.opentrons import OpentronsClient
     from labos.simulator.emulators.opentrons import EmulatedProtocol, EmulatedRun, OpentronsEmulator
 
     with OpentronsEmulator() as emu:
         proto = EmulatedProtocol("bench", "bench.py", "", {"id": "a", "result": "ok"}, 1.0)
         run = EmulatedRun("bench-run", proto)
         emu.protocols[proto.id], emu.runs[run.id] = proto, run
-        client = OpentronsClient("127.0.0.1", emu.port)
-        sock = _connect(emu.port)
         request = f"GET /runs/{run.id} HTTP/1.1\r\nHost: 127.0.0.1\r\nOpentrons-Version: 3\r\n\r\n".encode()
 
-        def raw() -> None:  # keep-alive, like the driver: headers, then Content-Length bytes of body
-            sock.sendall(request)
-            head, _, body = _recv_until(sock, b"\r\n\r\n").partition(b"\r\n\r\n")
-            length = next(
-                int(h.split(b":", 1)[1])
-                for h in head.split(b"\r\n")
-                if h.lower().startswith(b"content-length")
-            )
-            while len(body) < length:
-                body += sock.recv(65536)
+        class Raw:  # keep-alive, like the driver: send the request, read head + Content-Length body
+            def __init__(self) -> None:
+                self.sock = _connect(emu.port)
 
-        # for reference: the same request through httpx (keep-alive Client), the driver's earlier stack
-        lib = httpx.Client(base_url=f"http://127.0.0.1:{emu.port}", headers={"Opentrons-Version": "3"})
-        try:
-            driver, bare = compare(lambda: client.run_status(run.id), raw, n)
-            httpx_t, bare2 = compare(lambda: lib.get(f"/runs/{run.id}").json(), raw, n)
-        finally:
-            sock.close()
-            client.close()
-            lib.close()
-    httpx_us = statistics.median(httpx_t) * 1e6
-    raw2_us = statistics.median(bare2) * 1e6
+            def __call__(self) -> None:
+                self.sock.sendall(request)
+                head, _, body = _recv_until(self.sock, b"\r\n\r\n").partition(b"\r\n\r\n")
+                length = next(
+                    int(h.split(b":", 1)[1])
+                    for h in head.split(b"\r\n")
+                    if h.lower().startswith(b"content-length")
+                )
+                while len(body) < length:
+                    body += self.sock.recv(65536)
+
+            def close(self) -> None:
+                self.sock.close()
+
+        times = _through_registry(emu, "opentrons", lambda dev: dev.run_status(run.id), Raw(), n)
+        # for reference: the same request through a persistent httpx.Client (the driver's earlier stack)
+        with httpx.Client(base_url=f"http://127.0.0.1:{emu.port}", headers={"Opentrons-Version": "3"}) as lib:
+            raw = Raw()
+            try:
+                httpx_t, raw_t = compare(lambda: lib.get(f"/runs/{run.id}").json(), raw, n)
+            finally:
+                raw.close()
+    ref = summarize("same request through httpx.Client (keep-alive)", httpx_t, raw_t)
     return summarize(
         "Opentrons HTTP GET /runs/{id} (keep-alive; driver on http.client)",
-        driver,
-        bare,
-        httpx_reference={
-            "httpx_us": round(httpx_us, 1),
-            "raw_us": round(raw2_us, 1),
-            "overhead_ratio": round((httpx_us - raw2_us) / raw2_us, 3),
-            "note": "a persistent httpx.Client alone, same request, its own alternating raw blocks",
-        },
+        *times,
+        httpx_reference={k: ref[k] for k in ("request", "driver_us", "raw_us", "ratio", "overhead_ratio")},
     )
 
 

@@ -26,13 +26,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout, ProtocolError
 from labos.drivers.registry import DeviceSpec, construct, lab_context, register_kind
 from labos.drivers.transport import HttpLink, retry_call
 from labos.simulator.clock import Clock, WallClock
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from labos.errors import ConfigError, LabosError
 
@@ -69,6 +69,15 @@ _LOAD_NAME = re.compile(r"[a-z0-9_.]+")
 _WELL = re.compile(r"[A-P](?:[1-9]|1[0-9]|2[0-4])")
 
 
+def _check_well(v: str) -> str:
+    if not _WELL.fullmatch(v):
+        raise ValueError(f"not a well name: {v!r}")
+    return v
+
+
+Well = Annotated[str, AfterValidator(_check_well)]  # "A1" ... "P24"
+
+
 class ProtocolCheckError(LabosError, ValueError):
     """A dosing plan or protocol that cannot run (bad labware, out of tips, simulation error...)."""
 
@@ -80,32 +89,18 @@ class Solution(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
-    well: str
+    well: Well
     formula: str | None = None
     concentration_mol_l: float | None = Field(None, gt=0)
     molar_mass_g_mol: float | None = Field(None, gt=0)
-
-    @field_validator("well")
-    @classmethod
-    def _well(cls, v: str) -> str:
-        if not _WELL.fullmatch(v):
-            raise ValueError(f"not a well name: {v!r}")
-        return v
 
 
 class Transfer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     solution: str
-    destination: str
+    destination: Well
     volume_ul: float = Field(gt=0)
-
-    @field_validator("destination")
-    @classmethod
-    def _well(cls, v: str) -> str:
-        if not _WELL.fullmatch(v):
-            raise ValueError(f"not a well name: {v!r}")
-        return v
 
 
 class DosingPlan(BaseModel):

@@ -375,6 +375,14 @@ class URArm:
         )
 
     # -- safety checks -------------------------------------------------------------------------
+    def require_normal_safety(self, when: str = "") -> None:
+        """DeviceFault (code = the status) unless ``safetystatus`` is NORMAL."""
+        safety = self.safety_status()
+        if safety != "NORMAL":
+            raise DeviceFault(
+                f"safety status is {safety}" + (f" {when}" if when else ""), device=self.name, code=safety
+            )
+
     def check_ready(self) -> None:
         """Raise unless the arm is in remote control, safety NORMAL, RUNNING and idle."""
         if not self.is_in_remote_control():
@@ -383,9 +391,7 @@ class URArm:
                 device=self.name,
                 code="local",
             )
-        safety = self.safety_status()
-        if safety != "NORMAL":
-            raise DeviceFault(f"safety status is {safety}", device=self.name, code=safety)
+        self.require_normal_safety()
         mode = self.robot_mode()
         if mode != "RUNNING":
             raise DeviceFault(
@@ -397,9 +403,7 @@ class URArm:
             )
 
     def _check_after(self, what: str) -> None:
-        safety = self.safety_status()
-        if safety != "NORMAL":
-            raise DeviceFault(f"safety status is {safety} after {what}", device=self.name, code=safety)
+        self.require_normal_safety(f"after {what}")
         if not self.is_in_remote_control():
             raise DeviceFault(f"the robot left remote control during {what}", device=self.name, code="local")
 
@@ -416,9 +420,7 @@ class URArm:
         t0 = self.clock.now()
         while not self.is_running():
             state, _ = self.program_state()
-            safety = self.safety_status()
-            if safety != "NORMAL":
-                raise DeviceFault(f"safety status is {safety} during {what}", device=self.name, code=safety)
+            self.require_normal_safety(f"during {what}")
             if state == "PAUSED":
                 raise DeviceFault(f"{what} is paused (a popup?)", device=self.name, code="paused")
             if self.clock.now() - t0 > self.start_timeout_s:
@@ -430,9 +432,7 @@ class URArm:
             self._sleep(self.poll_s)
         t1 = self.clock.now()
         while True:
-            safety = self.safety_status()
-            if safety != "NORMAL":
-                raise DeviceFault(f"safety status is {safety} during {what}", device=self.name, code=safety)
+            self.require_normal_safety(f"during {what}")
             if not self.is_running():
                 state, _ = self.program_state()
                 if state == "PAUSED":
@@ -523,9 +523,7 @@ class URArm:
                     f"robot mode still {mode} after {timeout_s:g} s", device=self.name, code="power"
                 )
             self._sleep(self.poll_s)
-        safety = self.safety_status()
-        if safety != "NORMAL":
-            raise DeviceFault(f"safety status is {safety} after recovery", device=self.name, code=safety)
+        self.require_normal_safety("after recovery")
         self.fault = None
 
     def close(self) -> None:

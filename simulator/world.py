@@ -50,7 +50,17 @@ from labos.errors import FormulaError, LabosError
 
 from .chemistry import hidden
 from .chemistry.equilibrium import ChemistryError, Reaction, shared_view
-from .chemistry.kinetics import arrhenius, cv_alpha, driving_force_gate, gb_alpha, step_fraction
+from .chemistry.kinetics import (
+    AFFINITY_MAX,
+    affinity,
+    arrhenius,
+    cv_alpha,
+    driving_force_gate,
+    gb_alpha,
+    mixed_control,
+    nucleation_rate,
+    step_fraction,
+)
 from .chemistry.melting import decomposition_k, effective_melting_k, tabulated_melting_k
 from .chemistry.phases import OPEN_ELEMENT_GAS, make_phase
 from .chemistry.volatility import loss_fraction
@@ -118,11 +128,24 @@ class TrueOutcome(BaseModel):
 
 @dataclass
 class _Pool:
-    """Powders in mutual contact: amounts (mmol per phase key) and kinetic times per channel."""
+    """Powders in mutual contact: amounts (mmol per phase key), their reactivity (particle size:
+    a dosed powder's hidden one, or that of fine powder formed in the furnace) and kinetic times
+    per channel."""
 
     n: dict[str, float]
     tau_pair: dict[tuple[str, str], float] = field(default_factory=dict)
     tau_phase: dict[str, float] = field(default_factory=dict)
+    reactivity: dict[str, float] = field(default_factory=dict)
+
+    def add(self, key: str, amount: float, reactivity: float) -> None:
+        """Add ``amount`` of ``key``; reactivity is the amount-weighted mean of the two powders."""
+        old = self.n.get(key, 0.0)
+        total = old + amount
+        if total <= 0:
+            return
+        r_old = self.reactivity.get(key, reactivity)
+        self.reactivity[key] = (old * r_old + amount * reactivity) / total
+        self.n[key] = total
 
 
 @dataclass
@@ -198,10 +221,16 @@ class World:
         structures: Mapping[str, Structure] | None = None,
         *,
         phases: Iterable[str] | None = None,
+        difficulty: str | hidden.Difficulty = hidden.DEFAULT_DIFFICULTY,
     ):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise WorldError(f"world seed must be an integer, got {seed!r}")
         self.seed = seed
+        try:
+            self.difficulty = hidden.difficulty_of(difficulty)
+        except ValueError as exc:
+            raise WorldError(str(exc)) from None
+        self._hid = difficulty if isinstance(difficulty, str) else self.difficulty  # cache key of the draws
         if thermo is None:
             from labos.models.thermo import ThermoDB
 
@@ -224,15 +253,24 @@ class World:
         self._names: dict[str, str] = {}
         for name in list(self.structures) + list(self.allowed_phases or ()):
             self._names.setdefault(make_phase(name).key, name)
-        self._params = hidden.world_params(seed)  # hidden: never shown to a planner
+        self._params = hidden.world_params(seed, self._hid)  # hidden: never shown to a planner
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def demo(cls, seed: int = 0, thermo=None) -> World:
+    def demo(
+        cls, seed: int = 0, thermo=None, difficulty: str | hidden.Difficulty = hidden.DEFAULT_DIFFICULTY
+    ) -> World:
         """The built-in demo chemistry (offline; every phase it forms has a structure)."""
         from .demo_chemistry import DEMO_ELEMENTS, DEMO_PHASES, demo_structures
 
-        return cls(seed, DEMO_ELEMENTS, thermo=thermo, structures=demo_structures(), phases=DEMO_PHASES)
+        return cls(
+            seed,
+            DEMO_ELEMENTS,
+            thermo=thermo,
+            structures=demo_structures(),
+            phases=DEMO_PHASES,
+            difficulty=difficulty,
+        )
 
     def __repr__(self) -> str:
         els = "any" if self.elements is None else "-".join(sorted(self.elements))
@@ -360,18 +398,21 @@ class World:
             unmixed = (
                 min(wp.unmixed_fraction * float(rng.uniform(0.3, 1.7)), 0.5) if len(checked) > 1 else 0.0
             )
-            mixed.n[key] = mmol * (1.0 - unmixed)
+            r = hidden.phase_params(self.seed, key, self._hid).reactivity
+            mixed.add(key, mmol * (1.0 - unmixed), r)
             if unmixed > 0:
-                pools.append(_Pool({key: mmol * unmixed}))
+                alone = _Pool({})
+                alone.add(key, mmol * unmixed, r)
+                pools.append(alone)
         batch = math.exp(wp.batch_sigma * float(rng.normal()))
         return pools, _Run(atmosphere=atm, batch_factor=batch, initial_mg=initial)
 
     def _regrind(self, pools: list[_Pool]) -> list[_Pool]:
-        merged: dict[str, float] = {}
+        merged = _Pool({})
         for pool in pools:
             for k, v in pool.n.items():
-                merged[k] = merged.get(k, 0.0) + v
-        return [_Pool(merged)]
+                merged.add(k, v, pool.reactivity.get(k, self._params.fresh_reactivity))
+        return [merged]
 
     def _heat(self, pools: list[_Pool], heat: HeatStep, run: _Run) -> None:
         for temperature_k, dt in temperature_steps(heat):
@@ -408,7 +449,7 @@ class World:
 
     def _phase_onset_k(self, key: str, rxn: Reaction) -> tuple[float, float]:
         """(kinetic onset K, activation energy kJ/mol) of a single-phase change of ``key``."""
-        pp = hidden.phase_params(self.seed, key)
+        pp = hidden.phase_params(self.seed, key, self._hid)
         if any(v < 0 for _, v in rxn.gases):  # takes up gas (oxidation): surface-controlled
             return pp.uptake_tammann * effective_melting_k(key), SURFACE_EA_KJ
         if any(v > 0 for _, v in rxn.gases):  # releases gas (carbonate, hydroxide, ...)
@@ -423,7 +464,7 @@ class World:
         rxn = self.view.best_reaction((key,), temperature_k, run.atmosphere)
         if rxn is None:
             return None
-        pp = hidden.phase_params(self.seed, key)
+        pp = hidden.phase_params(self.seed, key, self._hid)
         onset, ea = self._phase_onset_k(key, rxn)
         k = pp.k_ref * driving_force_gate(rxn.driving_force, pp.threshold) * run.batch_factor
         k *= min(1.0, arrhenius(1.0, ea, onset, temperature_k))
@@ -431,26 +472,46 @@ class World:
             return None
         return (0.0, rxn, k, ("phase", key))
 
-    def _pair_onset_k(self, a: str, b: str) -> float:
-        """Tammann-like onset of the pair; a gas-releasing reactant must also be able to decompose."""
-        pp = hidden.pair_params(self.seed, a, b)
-        onset = pp.tammann * min(effective_melting_k(a), effective_melting_k(b)) + pp.onset_offset_k
+    def _pair_onset_k(self, a: str, b: str, product: str | None = None) -> float:
+        """Tammann-like onset of the pair's diffusion (K).
+
+        Reactants must be mobile (τ·min(Tm_a, Tm_b), Tammann's rule) and the cations must then
+        cross the growing product layer, whose own mobility sets in at τ of its melting point; the
+        onset uses the geometric blend min(Tm)^(1−w)·Tm_product^w (w hidden per world, never below
+        the reactant term). A gas-releasing reactant must also be able to decompose."""
+        pp = hidden.pair_params(self.seed, a, b, self._hid)
+        tm = min(effective_melting_k(a), effective_melting_k(b))
+        if product is not None:
+            w = self._params.product_layer_weight
+            tm = max(tm, tm ** (1.0 - w) * effective_melting_k(product) ** w)
+        onset = pp.tammann * tm + pp.onset_offset_k
         for key in (a, b):
             if make_phase(key).elements & RELEASED_ELEMENTS:
-                release = hidden.phase_params(self.seed, key).release_onset_k
+                release = hidden.phase_params(self.seed, key, self._hid).release_onset_k
                 t_dec = decomposition_k(key)
                 if t_dec is not None:
                     release = min(release, 0.95 * t_dec)
                 onset = max(onset, release)
         return onset
 
-    def _pair_channel(self, pool: _Pool, a: str, b: str, temperature_k: float, dt: float, run: _Run):
-        pp = hidden.pair_params(self.seed, a, b)
-        onset = self._pair_onset_k(a, b)
-        k = arrhenius(pp.k_onset, pp.ea_kj, onset, temperature_k) * run.batch_factor
+    def _pair_diffusion_k(
+        self, pool: _Pool, a: str, b: str, onset_k: float, temperature_k: float, run: _Run
+    ) -> float:
+        """Diffusion-controlled (Ginstling–Brounshtein) rate constant, 1/min: Arrhenius from the
+        onset, scaled by the two powders' reactivities (GB: k ∝ D/r², so particle size), ×20 with
+        a liquid."""
+        pp = hidden.pair_params(self.seed, a, b, self._hid)
+        k = arrhenius(pp.k_onset, pp.ea_kj, onset_k, temperature_k) * run.batch_factor
+        fresh = self._params.fresh_reactivity
+        k *= math.sqrt(pool.reactivity.get(a, fresh) * pool.reactivity.get(b, fresh))
         if self._liquid(a, temperature_k) or self._liquid(b, temperature_k):
             k = max(k, pp.k_onset) * LIQUID_RATE_FACTOR
-        if k * 3.0 * dt < 1e-7:  # even the largest driving force could not move it this step
+        return k
+
+    def _pair_channel(self, pool: _Pool, a: str, b: str, temperature_k: float, dt: float, run: _Run):
+        pp = hidden.pair_params(self.seed, a, b, self._hid)
+        k_max = self._pair_diffusion_k(pool, a, b, self._pair_onset_k(a, b), temperature_k, run)
+        if k_max * AFFINITY_MAX * dt < 1e-7:  # even the largest driving force could not move it
             return None
         rxn = self.view.best_reaction((a, b), temperature_k, run.atmosphere)
         if rxn is None:
@@ -461,7 +522,9 @@ class World:
             )
             if alt is not None and alt.driving_force >= pp.kinetic_ratio * rxn.driving_force:
                 rxn = alt
-        k *= driving_force_gate(rxn.interaction, pp.threshold)
+        onset = self._pair_onset_k(a, b, rxn.main_product)
+        k_diff = self._pair_diffusion_k(pool, a, b, onset, temperature_k, run) * affinity(rxn.interaction)
+        k = mixed_control(k_diff, nucleation_rate(rxn.interaction, pp.threshold, temperature_k))
         if k * dt < 1e-12:
             return None
         return (0.0, rxn, k, ("pair", a, b))
@@ -497,7 +560,7 @@ class World:
         for k, coef in reac.items():
             pool.n[k] = max(pool.n[k] - xi * coef, 0.0)
         for k, coef in rxn.products:
-            pool.n[k] = pool.n.get(k, 0.0) + xi * coef
+            pool.add(k, xi * coef, self._params.fresh_reactivity)
         run.gas_mg += xi * sum(GAS_MOLAR_MASS[g] * v for g, v in rxn.gases)
         moved_mg = xi * sum(coef * make_phase(k).molar_mass for k, coef in reac.items())
         if moved_mg >= NOTE_MIN_SHARE * run.initial_mg:
@@ -529,7 +592,7 @@ class World:
             pool.n[key] -= lost
             residue_mg = 0.0
             for k, v in residue.items():
-                pool.n[k] = pool.n.get(k, 0.0) + v
+                pool.add(k, v, self._params.fresh_reactivity)
                 residue_mg += v * make_phase(k).molar_mass
             run.evaporated_mg += max(removed_mg - residue_mg, 0.0)
             run.note_once(

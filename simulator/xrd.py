@@ -45,6 +45,7 @@ class Instrument(BaseModel):
     W: float = 0.0020
     X: float = 0.010
     Y: float = 0.010
+    asymmetry: float = Field(0.1, ge=0, le=0.5, description="axial divergence: split widths H(1 ± A/tan 2θ)")
     mono_two_theta: float | None = None
     radius_mm: float = 145.0
     zero_shift: float = 0.0
@@ -76,6 +77,7 @@ class Instrument(BaseModel):
             X=self.X,
             Y=self.Y,
             mono_two_theta=self.mono_two_theta,
+            asymmetry=self.asymmetry,
             radius_mm=self.radius_mm,
             zero_shift=self.zero_shift,
             displacement_mm=self.displacement_mm,

@@ -47,18 +47,40 @@ def _thermo():
     return ThermoDB.default()
 
 
+_POOL: dict[int, list[str]] = {}
+
+
+def bench_targets(n: int, seed: int, thermo, inventory) -> list[str]:
+    """``n`` targets for ``seed``: the simulator's eligible A-Lab-like oxides that also pass the
+    campaign's own screening (hull, air stability at room temperature, shelf), drawn per seed."""
+    from labos.models.thermo import screen
+    from labos.simulator.chemistry.hidden import rng_for
+    from labos.simulator.targets import TargetSelectionError, eligible_targets
+
+    key = id(thermo)
+    if key not in _POOL:
+        pool = eligible_targets(thermo, inventory)
+        verdicts = screen(pool, inventory, db=thermo, air_db=thermo)
+        _POOL[key] = [v.formula for v in verdicts if v.accepted]
+    pool = _POOL[key]
+    if n > len(pool):
+        raise TargetSelectionError(f"only {len(pool)} targets pass screening for this shelf, {n} asked")
+    picks = rng_for("benchmark-targets", seed).choice(len(pool), size=n, replace=False)
+    return [pool[int(i)] for i in sorted(picks)]
+
+
 def run_one(spec: BenchSpec, planner: str, seed: int, workdir: str) -> dict[str, Any]:
     """One campaign: ``planner`` in the world of ``seed``."""
     from labos.campaign.config import CampaignConfig, LabSpec
     from labos.campaign.runner import CampaignRunner
     from labos.campaign.tracks import load_priors
-    from labos.simulator.targets import benchmark_inventory, benchmark_targets
+    from labos.simulator.targets import benchmark_inventory
     from labos.simulator.world import World
 
     t0, c0 = time.perf_counter(), time.process_time()
     thermo = _thermo()
     inventory = benchmark_inventory(thermo)
-    targets = benchmark_targets(spec.targets, seed, thermo, inventory)
+    targets = bench_targets(spec.targets, seed, thermo, inventory)
     world = World(seed, thermo=thermo)
     priors, note = load_priors(spec.priors)
     cfg = CampaignConfig(
@@ -68,7 +90,7 @@ def run_one(spec: BenchSpec, planner: str, seed: int, workdir: str) -> dict[str,
         days=spec.days,
         planner=planner,
         seed=seed,
-        chemistry="thermo",
+        chemistry="full",
         use_priors=spec.priors,
         reuse_knowledge=False,
         lab=LabSpec(furnaces=spec.furnaces, furnace_slots=spec.furnace_slots, xrd="truth", persist_world=False),
@@ -201,7 +223,7 @@ def run_bench(spec: BenchSpec, progress=None) -> dict[str, Any]:
             "targets": spec.targets, "furnaces": spec.furnaces, "furnace_slots": spec.furnace_slots,
             "days": spec.days, "seeds": spec.seeds, "budget_per_target": spec.budget_per_target,
             "planners": list(spec.planners), "priors": spec.priors, "workers": spec.workers,
-            "chemistry": "thermo (World(seed) over ThermoDB.default(); benchmark_targets per seed)",
+            "chemistry": "full (World(seed) over ThermoDB.default(); benchmark_targets per seed)",
             "xrd": "truth + measurement model (sigma 0.02, detection limit 0.01)",
         },
         "runs": runs,

@@ -49,9 +49,9 @@ class CampaignConfig(BaseModel):
     threshold: float | None = Field(
         default=None, gt=0, le=1, description="success: target wt fraction above this"
     )
-    chemistry: Literal["demo", "thermo"] = Field(
+    chemistry: Literal["demo", "full"] = Field(
         default="demo",
-        description="simulated world: the built-in demo chemistry or the whole thermo database",
+        description="simulated world: the built-in demo chemistry, or 'full' (the whole thermodynamic database)",
     )
     world_seed: int | None = Field(default=None, ge=0, description="hidden kinetics (default: seed)")
     screen: bool = Field(default=True, description="screen targets (hull, air stability, elements) first")

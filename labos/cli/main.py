@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "labos.cli.data",
     "plan": "labos.cli.plan",
     "xrd": "labos.cli.xrd",
+    "campaign": "labos.cli.campaign",
 }
 
 for _name, _module in SUBCOMMANDS.items():
@@ -50,6 +51,7 @@ for _module in BENCH_MODULES:
     importlib.import_module(_module)
 
 app.add_typer(bench_app, name="bench", help="Benchmarks that print JSON (speed and accuracy).")
+app.command("demo")(importlib.import_module("labos.cli.demo").demo)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from labos.db.base import utcnow
 from labos.drivers.errors import DeviceError, DeviceFault, DeviceTimeout
@@ -204,7 +204,8 @@ class StepContext:
         """Write the deferred records (and their effects) in the caller's transaction."""
         if self._pending:
             cols = ("owner", "step", "attempt", "phase", "effect", "data", "lab_t", "at")
-            session.execute(insert(JournalRow), [{c: getattr(r, c) for c in cols} for r, _, _ in self._pending])
+            session.execute(insert(JournalRow.__table__),
+                            [{c: getattr(r, c) for c in cols} for r, _, _ in self._pending])
         for row, data, result in self._pending:
             if row.phase == "done":
                 journal.apply_effect(session, row.effect, self.owner, data, result, row.lab_t,
@@ -337,10 +338,10 @@ class TaskContext(StepContext):
         from labos.db.records import SampleRow
 
         with self.engine.store.factory() as s:
-            row = s.get(SampleRow, self.task.sample_id)
-            if row is None:
+            pos = s.scalar(select(SampleRow.position).where(SampleRow.id == self.task.sample_id))
+            if pos is None:
                 raise TaskFailed(f"sample {self.task.sample_id} does not exist (task {self.task.id})")
-            return row.position
+            return pos
 
     def result_of(self, node: str) -> dict:
         return self.engine.task_result(f"{self.task.experiment_id}:{node}")

@@ -157,7 +157,7 @@ class Engine:
         while True:
             t0 = time.perf_counter()
             idle = not self.active
-            dec = self.store.run(lambda s: self.dispatcher.dispatch(s, self.now, idle=idle))
+            dec = self.store.run(lambda s, idle=idle: self.dispatcher.dispatch(s, self.now, idle=idle))
             self.dispatch_s += time.perf_counter() - t0
             self.dispatches += 1
             self._heartbeat()
@@ -237,19 +237,18 @@ class Engine:
         except TaskFailed as exc:
             from labos.lab.interventions import abort_run
 
-            now = self.now
-            self.store.run(lambda s: abort_run(s, run_id, reason=str(exc), now_s=now))
+            now, reason = self.now, str(exc)
+            self.store.run(lambda s: abort_run(s, run_id, reason=reason, now_s=now))
         except SimulatedCrash:
             raise
         except Exception as exc:
             log.exception("furnace run %s failed", run_id)
-            now = self.now
+            now, error = self.now, f"{type(exc).__name__}: {exc}"
             from labos.lab.interventions import ClearDeviceFault
 
             def fn(s):
                 run = s.get(FurnaceRunRow, run_id)
-                row = raise_intervention(s, ClearDeviceFault(device=run.furnace, error=f"{type(exc).__name__}: {exc}",
-                                                             owner=run_id), lab_t=now)
+                row = raise_intervention(s, ClearDeviceFault(device=run.furnace, error=error, owner=run_id), lab_t=now)
                 run.status = "waiting_operator"
                 run.worker = None
                 return row.id
@@ -331,6 +330,12 @@ class Engine:
         """Run the lab clock until ``until`` (lab seconds) or, on virtual time, until no work is left."""
         self.start()
         self.env.run(until=until)
+
+
+def realtime_env(factor: float = 1.0) -> simpy.rt.RealtimeEnvironment:
+    """A real-time clock for hardware (or a watched simulation): lab seconds are epoch seconds, so
+    every worker and every restart agree on what time it is."""
+    return simpy.rt.RealtimeEnvironment(initial_time=time.time(), factor=factor, strict=False)
 
 
 def default_xrd_dir(cfg: LabConfig) -> Path:

@@ -69,7 +69,7 @@ _BUFFER = "labos_lab_events"
 def _write_events(session: Session) -> None:
     rows = session.info.pop(_BUFFER, None)
     if rows:
-        session.execute(insert(EventRow), rows)
+        session.execute(insert(EventRow.__table__), rows)
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -104,7 +104,7 @@ def write(
     """Insert one journal row (a Core insert: cheaper than the unit of work) and return it detached."""
     values = {"owner": owner, "step": step, "attempt": attempt, "phase": phase, "effect": effect,
               "data": data or {}, "lab_t": lab_t, "at": utcnow()}
-    session.execute(insert(JournalRow), [values])
+    session.execute(insert(JournalRow.__table__), [values])
     return JournalRow(**values)
 
 

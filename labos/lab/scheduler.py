@@ -92,6 +92,7 @@ class Dispatcher:
         # the dispatcher looks for resumable tasks and runs. Several workers: always look.
         self.recheck = True
         self._clock_saved = -1e18
+        self._cand_stmt = None
 
     def dispatch(self, s: Session, now: float, *, idle: bool = False) -> Decisions:
         """Decide what starts now. ``idle``: this worker runs nothing (a stall check is allowed)."""
@@ -221,16 +222,19 @@ class Dispatcher:
 
     def _candidates(self, s: Session) -> list[Candidate]:
         """The best few ready tasks of every kind (all ready furnace loads), best first."""
-        rn = (
-            func.row_number()
-            .over(partition_by=TaskRow.kind, order_by=(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id))
-            .label("rn")
-        )
-        cols = (TaskRow.id, TaskRow.kind, TaskRow.priority, TaskRow.ready_s, TaskRow.not_before_s, TaskRow.run_id,
-                TaskRow.batch_key, TaskRow.params, TaskRow.experiment_id)
-        inner = select(*cols, rn).where(TaskRow.status == "ready", TaskRow.kind != "heat").subquery()
-        stmt = select(*(inner.c[c.key] for c in cols)).where(or_(inner.c.rn <= self.per_kind, inner.c.kind == "load"))
-        out = [Candidate(*r) for r in s.execute(stmt)]
+        if self._cand_stmt is None:
+            rn = (
+                func.row_number()
+                .over(partition_by=TaskRow.kind, order_by=(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id))
+                .label("rn")
+            )
+            cols = (TaskRow.id, TaskRow.kind, TaskRow.priority, TaskRow.ready_s, TaskRow.not_before_s,
+                    TaskRow.run_id, TaskRow.batch_key, TaskRow.params, TaskRow.experiment_id)
+            inner = select(*cols, rn).where(TaskRow.status == "ready", TaskRow.kind != "heat").subquery()
+            self._cand_stmt = select(*(inner.c[c.key] for c in cols)).where(
+                or_(inner.c.rn <= self.per_kind, inner.c.kind == "load")
+            )
+        out = [Candidate(*r) for r in s.execute(self._cand_stmt)]
         out.sort(key=lambda c: (-c.priority, c.ready_s or 0.0, c.id))
         return out
 
@@ -328,16 +332,21 @@ class Dispatcher:
         run.data = {**run.data, "loads": mapping}
 
     def _start_runs(self, s: Session, now: float, out: Decisions, runs: list[FurnaceRunRow]) -> None:
+        ids = [lid for run in runs if run.members for lid in run.data.get("loads", {}).values()]
+        if not ids:
+            return
+        state = {i: (st, fin) for i, st, fin in s.execute(
+            select(TaskRow.id, TaskRow.status, TaskRow.finished_s).where(TaskRow.id.in_(ids)))}
         for run in runs:
             if not run.members:
                 continue
-            loads = [s.get(TaskRow, lid) for lid in run.data.get("loads", {}).values()]
-            loads = [t for t in loads if t is not None and t.status not in ("cancelled", "failed")]
-            if not loads or any(t.status != "done" for t in loads):
+            loads = [state[lid] for lid in run.data.get("loads", {}).values() if lid in state]
+            loads = [(st, fin) for st, fin in loads if st not in ("cancelled", "failed")]
+            if not loads or any(st != "done" for st, _ in loads):
                 continue
             if len(loads) < run.capacity and self.cfg.batching.enabled:
                 limit = min(self.cfg.batching.max_wait_min, self.cfg.batching.wait_fraction * run.duration_min) * 60
-                since = max(t.finished_s or now for t in loads)
+                since = max(fin or now for _, fin in loads)
                 deadline = since + limit
                 if now < deadline:
                     eta = self._next_arrival(s, run.profile_key, now)

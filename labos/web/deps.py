@@ -36,7 +36,13 @@ class ConsoleState:
     session_ttl_hours: float = 12.0
     event_poll_s: float = 0.5
     stream_max_s: float = 300.0
-    lab: object | None = None  # a running labos.lab instance to control, when the server hosts one
+    lab: object | None = None  # a running labos.lab.Lab in this process, when the server hosts one
+
+    def notify_lab(self) -> None:
+        """Wake an in-process lab after a change made through the database (other processes poll)."""
+        notify = getattr(getattr(self.lab, "engine", None), "notify_change", None)
+        if callable(notify):
+            notify()
 
 
 def state(request: Request) -> ConsoleState:

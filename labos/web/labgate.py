@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from labos.db.repository import record_event
 from labos.errors import LabosError, NotImplementedYet
 from labos.web.errors import Conflict, NotFound
 
@@ -116,20 +115,30 @@ def lab_status(session: Session, lab_id: str | None = None) -> LabStatus:
 
 
 def control(session: Session, action: str, *, user: str, lab_id: str | None = None) -> LabStatus:
-    """Ask the lab to pause, resume or stop. The lab's workers read ``lab_state.desired`` and act on
-    it (a pause lets running steps finish and starts nothing new)."""
+    """Ask the lab to pause, resume or stop through the lab OS's API (``labos.lab.api.LabAPI``),
+    which sets ``lab_state.desired`` and announces it; the lab's workers act on it (a pause lets
+    running steps finish and starts nothing new)."""
     if action not in CONTROL_ACTIONS:
         raise LabosError(f"unknown lab action {action!r}: use pause, resume or stop")
-    row = _state_row(session, lab_id, create=True)
-    desired = CONTROL_ACTIONS[action]
-    if row.desired == "stopped" and action == "pause":
+    api_mod = _lab(session, "api", "lab control")
+    store_mod = _module("store", "lab control")
+    row = _state_row(session, lab_id)
+    if row is not None and row.desired == "stopped" and action == "pause":
         raise Conflict("the lab is stopped; resume it first")
-    previous = row.desired
-    row.desired = desired
-    row.updated_by = user
-    record_event(session, "lab.control", row.id, action=action, desired=desired, previous=previous, by=user)
-    session.flush()
-    return lab_status(session, row.id)
+    target = row.id if row is not None else (lab_id or "lab")
+    # The lab OS writes in its own transaction: end ours first so SQLite's single writer is free
+    # and our next read sees the change.
+    session.commit()
+    api = api_mod.LabAPI(store_mod.Store(_factory(session), lab_id=target))
+    getattr(api, action)(user)
+    session.expire_all()  # rows loaded before the change are stale (sessions do not expire on commit)
+    return lab_status(session, target)
+
+
+def _factory(session: Session):
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(session.get_bind(), expire_on_commit=False)
 
 
 # ------------------------------------------------------------------------------ devices, positions
@@ -279,8 +288,11 @@ def answer(
 
 
 def refill(session: Session, formula: str, lot: str, mg: float, *, user: str) -> list[LotOut]:
-    """Record new stock of a precursor (a new lot, or more of an existing one)."""
+    """Record new stock of a precursor (a new lot, or more of an existing one), in the caller's
+    transaction (so it commits together with its audit entry)."""
     inv = _lab(session, "inventory", "inventory refill")
-    inv.refill(session, formula, lot, mg, user=user)
+    rec = _lab(session, "records", "inventory refill")
+    clock = session.scalar(select(func.max(rec.LabStateRow.clock_s))) or 0.0
+    inv.refill(session, formula, lot, mg, user=user, lab_t=float(clock))
     session.flush()
     return inventory(session)

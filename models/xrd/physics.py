@@ -27,6 +27,7 @@ SCHERRER_K = 0.9
 TAIL_FWHM = 12.0  # profile windows reach ±(4 + TAIL_FWHM·η) FWHM ...
 MAX_WINDOW = 2.5  # ... but at most ±2.5° 2θ unless 4 FWHM are wider
 MAX_ASYM = 0.6
+MIN_RELATIVE_INTENSITY = 3e-4  # reflections weaker than this (× the strongest) are left out
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,24 @@ class PhaseCalc:
     _po_cache: dict = field(default_factory=dict)
 
     @classmethod
-    def for_range(cls, phase: CrystalPhase, two_theta_max: float, wavelengths: Sequence[float]) -> PhaseCalc:
-        d_min = max(wavelengths) / (2 * math.sin(math.radians(min(two_theta_max + 3.0, 170.0) / 2)))
+    def for_range(
+        cls,
+        phase: CrystalPhase,
+        two_theta_max: float,
+        wavelengths: Sequence[float],
+        min_relative: float = MIN_RELATIVE_INTENSITY,
+    ) -> PhaseCalc:
+        """The phase's reflections up to ``two_theta_max`` (with a margin), without those weaker than
+        ``min_relative`` of the strongest: hundreds of faint reflections of a big cell cost time and
+        hold well under 1 % of the diffracted intensity."""
+        lam = max(wavelengths)
+        d_min = lam / (2 * math.sin(math.radians(min(two_theta_max + 3.0, 170.0) / 2)))
         refl = phase.reflections()
         keep = refl.d >= d_min * 0.96
+        s = np.clip(min(wavelengths) / (2 * refl.d), 0.0, 0.9999)
+        strength = refl.f2 * lorentz_polarisation(2 * np.degrees(np.arcsin(s)), None) * np.exp(-0.25 / refl.d**2)
+        if keep.any():
+            keep &= strength >= min_relative * strength[keep].max()
         if not keep.all():
             idx = np.flatnonzero(keep)
             sel = np.isin(refl.member_group, idx)

@@ -67,6 +67,17 @@ def arrhenius(k_onset: float, ea_kj: float, onset_k: float, temperature_k: float
     return k_onset * math.exp(-ea_kj / R_KJ * (1.0 / temperature_k - 1.0 / onset_k))
 
 
+#: Cap of the affinity factor (diffusion flux grows with the driving force, Wagner).
+AFFINITY_MAX = 3.0
+AFFINITY_REFERENCE = 0.05  # eV/atom
+
+
+def affinity(drive: float) -> float:
+    """Diffusion flux through a product layer is proportional to the chemical-potential difference
+    across it (Wagner): rate multiplier drive/50 meV per atom, capped at 3."""
+    return min(max(drive, 0.0) / AFFINITY_REFERENCE, AFFINITY_MAX)
+
+
 def driving_force_gate(
     drive: float, threshold: float, width: float = 0.004, reference: float = 0.05
 ) -> float:
@@ -77,3 +88,32 @@ def driving_force_gate(
     z = (drive - threshold) / width
     gate = 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
     return gate * min(drive / reference, 3.0)
+
+
+#: Fastest interface (nucleation and growth) rate, 1/min: never limiting for a large driving force.
+INTERFACE_RATE_MAX = 0.05
+#: Steepness of the nucleation stall: at the threshold the interface rate is e^-6 of its maximum.
+NUCLEATION_STEEPNESS = 6.0
+NUCLEATION_REFERENCE_K = 1273.15
+
+
+def nucleation_rate(drive: float, threshold: float, temperature_k: float) -> float:
+    """Interface-controlled rate (1/min) of a product that must nucleate with driving force
+    ``drive`` (eV/atom). Classical nucleation theory: the barrier ΔG* ∝ γ³/Δg², so the rate goes as
+    exp(−ΔG*/kT) = exp(−c·(threshold/Δg)²·T_ref/T). Below the threshold the step stalls at any
+    furnace temperature (the A-Lab's low-driving-force failures, Szymanski et al., Nature 2023);
+    well above it the interface is never the slow step."""
+    if drive <= 0.0:
+        return 0.0
+    exponent = NUCLEATION_STEEPNESS * (threshold / drive) ** 2 * NUCLEATION_REFERENCE_K / temperature_k
+    if exponent > 200.0:
+        return 0.0
+    return INTERFACE_RATE_MAX * math.exp(-exponent)
+
+
+def mixed_control(k_diffusion: float, k_interface: float) -> float:
+    """Rate of two steps in series (diffusion through the product layer, then growth at the
+    interface): 1/k = 1/k_diff + 1/k_int — the slower one controls."""
+    if k_diffusion <= 0.0 or k_interface <= 0.0:
+        return 0.0
+    return 1.0 / (1.0 / k_diffusion + 1.0 / k_interface)

@@ -637,9 +637,15 @@ class TcpServer(_ServerBase):
             sock.close()
 
     def drop_all(self) -> None:
-        """Close every client connection (the device rebooted, a cable was pulled)."""
-        for sock in list(self.conns):
-            self._close(sock)
+        """Close every client connection (the device rebooted, a cable was pulled); from another
+        thread it is done by the server thread, which owns the selector, and waited for."""
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            for sock in list(self.conns):
+                self._close(sock)
+            return
+        done = threading.Event()
+        self.emulator.call_later(0.0, lambda: (self.drop_all(), done.set()))
+        done.wait(2.0)
 
     def _cleanup(self) -> None:
         self.drop_all()

@@ -53,20 +53,34 @@ def seed_template(tmp_path_factory) -> Seeded:
 
 
 @pytest.fixture
-def seeded(seed_template, tmp_path) -> Seeded:
+def seeded(seed_template) -> Seeded:
+    """A fresh copy of the seeded database at one fixed path: its (cached) engine is disposed and the
+    file replaced, so each test starts from the seed without re-running the migrations."""
     from labos.db import connect
 
-    target = tmp_path / "console.sqlite"
-    shutil.copyfile(seed_template.url.removeprefix("sqlite:///"), target)
-    url = f"sqlite:///{target}"
-    return dataclasses.replace(seed_template, url=url, factory=connect(url))
+    template = Path(seed_template.url.removeprefix("sqlite:///"))
+    work = template.with_name("work.sqlite")
+    url = f"sqlite:///{work}"
+    factory = connect(url) if work.exists() else None
+    if factory is not None:
+        factory.kw["bind"].dispose()
+    for extra in (work.with_name(work.name + "-wal"), work.with_name(work.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    shutil.copyfile(template, work)
+    return dataclasses.replace(seed_template, url=url, factory=factory or connect(url))
+
+
+_APPS: dict[str, object] = {}
 
 
 @pytest.fixture
 def app(seeded):
+    """The console on the fresh copy (built once: the copy always lives at the same URL)."""
     from labos.web import create_app
 
-    return create_app(seeded.url, event_poll_s=0.05)
+    if seeded.url not in _APPS:
+        _APPS[seeded.url] = create_app(seeded.url, event_poll_s=0.05)
+    return _APPS[seeded.url]
 
 
 def login(client: TestClient, user: str) -> TestClient:

@@ -30,7 +30,7 @@ def test_measure_every_protocol_small():
         assert row["overhead_ratio"] == pytest.approx(row["ratio"] - 1.0, abs=2e-3)  # added time / raw
         assert row["within_target"] is (row["overhead_ratio"] <= TARGET_OVERHEAD_RATIO)
     ref = result["opentrons_http"]["httpx_reference"]
-    assert ref["httpx_us"] > 0 and ref["raw_us"] > 0
+    assert ref["driver_us"] > 0 and ref["raw_us"] > 0 and "httpx" in ref["request"]
 
 
 def test_compare_alternates_and_counts():

@@ -73,7 +73,9 @@ def balance(balance_emu):
 @pytest.fixture
 def quantos_emu(fast_clock):
     dosed: list[float] = []
-    emu = QuantosEmulator(fast_clock, on_dose=dosed.append, stability_timeout_s=30.0)
+    # "stable" = within stability_band_mg of the settled value; with noise (σ 4 µg) the reading may
+    # be off by band + noise, so the band stays well inside the tests' 0.05 mg bound
+    emu = QuantosEmulator(fast_clock, on_dose=dosed.append, stability_timeout_s=30.0, stability_band_mg=0.02)
     emu.hook_calls = dosed
     emu.start()
     yield emu

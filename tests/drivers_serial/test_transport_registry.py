@@ -211,3 +211,58 @@ def test_spec_without_address():
     spec = DeviceSpec(name="q", kind="quantos")
     with pytest.raises(ConfigError, match="needs a serial port"):
         open_device(spec)
+
+
+def test_discovery_imports_driver_modules_only():
+    """In a fresh interpreter: discovery skips the non-driver modules (the benchmark pulls in
+    emulators) and every module it does import registers at least one kind."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from labos.drivers import registry\n"
+        "kinds = registry.available_kinds()\n"
+        "print(json.dumps({'modules': registry.driver_modules(), 'kinds': kinds,\n"
+        "  'by_module': registry._kinds_by_module, 'broken': registry._broken,\n"
+        "  'benchmark_loaded': 'labos.drivers.benchmarks' in sys.modules}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    names = {m.rsplit(".", 1)[1] for m in found["modules"]}
+    assert names == {"aeris", "door", "eurotherm", "mtsics", "opentrons", "ur"}
+    assert not found["benchmark_loaded"] and found["broken"] == {}
+    assert all(found["by_module"][m] for m in found["modules"]), found["by_module"]
+    for kind in ("quantos", "eurotherm2416", "furnace_door", "ur", "aeris", "opentrons"):
+        assert kind in found["kinds"]
+
+
+def test_lab_context_and_options_are_checked_before_opening(tmp_path):
+    import time
+
+    from labos.drivers.registry import construct, lab_context
+
+    ctx = lab_context({"clock": time.monotonic, "sleep": time.sleep, "other": 1})
+    assert set(ctx) == {"clock", "sleep"} and ctx["clock"].now() > 0
+    with pytest.raises(ConfigError, match="context clock"):
+        lab_context({"clock": 5})
+
+    def factory(host, *, name, retries=1):
+        return host, name, retries
+
+    spec = DeviceSpec(name="arm", kind="x", options={"retries": 3})
+    assert construct(spec, factory, "h", name="arm") == ("h", "arm", 3)
+    with pytest.raises(ConfigError, match="'arm'.*bad options.*speed"):
+        construct(DeviceSpec(name="arm", kind="x", options={"speed": 3}), factory, "h", name="arm")
+    with pytest.raises(ConfigError, match=r"\['name'\] cannot be set in options"):
+        construct(DeviceSpec(name="arm", kind="x", options={"name": "b"}), factory, "h", name="arm")
+    # a misspelt balance option fails before the port is opened (the port does not exist)
+    with pytest.raises(ConfigError, match="bad options.*stable_timeout"):
+        open_device(
+            DeviceSpec(
+                name="b", kind="mtsics_balance", port=str(tmp_path / "none"), options={"stable_timeout": 1}
+            )
+        )

@@ -35,9 +35,9 @@ def _crash_at(n: int):
     return hook, seen
 
 
-def test_crash_at_many_points_in_process(tmp_path):
+def test_crash_at_many_points_in_process(lab_url, tmp_path):
     """Stop the engine abruptly right after a journal write (before/after hardware, after a task)."""
-    url, state = f"sqlite:///{tmp_path / 'lab.sqlite'}", str(tmp_path / "world.json")
+    url, state = lab_url, str(tmp_path / "world.json")
     rng = random.Random(11)
     crashes = 0
     for _ in range(40):
@@ -70,8 +70,8 @@ def test_crash_at_many_points_in_process(tmp_path):
         ("report", "acted", False),  # outcome written once
     ],
 )
-def test_crash_at_each_kind_of_step(tmp_path, step, phase, asks):
-    url, state = f"sqlite:///{tmp_path / 'lab.sqlite'}", str(tmp_path / "world.json")
+def test_crash_at_each_kind_of_step(lab_url, tmp_path, step, phase, asks):
+    url, state = lab_url, str(tmp_path / "world.json")
     hit = []
 
     def hook(owner: str, name: str, ph: str) -> None:
@@ -91,9 +91,9 @@ def test_crash_at_each_kind_of_step(tmp_path, step, phase, asks):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points(tmp_path):
+def test_sigkill_at_random_points(lab_url, tmp_path):
     """The real thing: SIGKILL a lab process at random moments, restart it, check the world."""
-    url, state = f"sqlite:///{tmp_path / 'lab.sqlite'}", str(tmp_path / "world.json")
+    url, state = lab_url, str(tmp_path / "world.json")
     cmd = [sys.executable, "-m", "tests.lab.crash_worker", url, state, "6"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(5)

@@ -6,8 +6,8 @@ from labos.lab.workflow import build_graph
 from tests.lab.labhelpers import check_invariants, experiment, simlab
 
 
-def test_experiment_end_to_end(tmp_path):
-    sim = simlab(f"sqlite:///{tmp_path / 'lab.sqlite'}")
+def test_experiment_end_to_end(lab_url):
+    sim = simlab(lab_url)
     outcomes = []
     sim.lab.on_outcome(outcomes.append)
     exp = experiment()

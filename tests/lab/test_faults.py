@@ -10,12 +10,8 @@ from labos.lab.config import Faults
 from tests.lab.labhelpers import answer_from_physics, check_invariants, experiment, simlab
 
 
-def _url(tmp_path, name="lab"):
-    return f"sqlite:///{tmp_path / (name + '.sqlite')}"
-
-
-def test_transient_fault_is_retried(tmp_path):
-    sim = simlab(_url(tmp_path))
+def test_transient_fault_is_retried(lab_url):
+    sim = simlab(lab_url)
     sim.lab.engine.devices["doser_1"].faults.inject("dose", DeviceBusy("head busy", device="doser_1",
                                                                         safe_to_retry=True))
     exp = experiment()
@@ -29,8 +25,8 @@ def test_transient_fault_is_retried(tmp_path):
     check_invariants(sim)
 
 
-def test_device_fault_becomes_an_intervention_and_retry_resumes(tmp_path):
-    sim = simlab(_url(tmp_path))
+def test_device_fault_becomes_an_intervention_and_retry_resumes(lab_url):
+    sim = simlab(lab_url)
     sim.lab.engine.devices["arm_furnace"].faults.inject("move", DeviceFault("gripper lost", device="arm_furnace",
                                                                            code=7))
     exp = experiment()
@@ -56,8 +52,8 @@ def test_device_fault_becomes_an_intervention_and_retry_resumes(tmp_path):
     check_invariants(sim)
 
 
-def test_policy_fail_fails_the_experiment(tmp_path):
-    sim = simlab(_url(tmp_path), faults=Faults(on_exhausted="fail"))
+def test_policy_fail_fails_the_experiment(lab_url):
+    sim = simlab(lab_url, faults=Faults(on_exhausted="fail"))
     sim.lab.engine.devices["grinder_1"].faults.inject("run", DeviceFault("jammed", device="grinder_1"))
     bad, good = experiment(), experiment()
     sim.lab.submit(bad)
@@ -75,9 +71,9 @@ def test_policy_fail_fails_the_experiment(tmp_path):
     assert api.experiment_status(good.id) == "completed"
 
 
-def test_lost_reply_of_a_dose_is_verified_on_the_balance(tmp_path):
+def test_lost_reply_of_a_dose_is_verified_on_the_balance(lab_url):
     """The doser dosed but its reply was lost: the balance shows the mass, nothing is dosed twice."""
-    sim = simlab(_url(tmp_path))
+    sim = simlab(lab_url)
     sim.lab.engine.devices["doser_1"].faults.inject("dose", DeviceTimeout("no reply", device="doser_1"), after=True)
     exp = experiment()
     sim.lab.submit(exp)
@@ -89,8 +85,8 @@ def test_lost_reply_of_a_dose_is_verified_on_the_balance(tmp_path):
     assert abs(dose.data["dosed_mg"] - 370.0) < 10
 
 
-def test_lost_reply_of_a_move_asks_where_the_sample_is(tmp_path):
-    sim = simlab(_url(tmp_path))
+def test_lost_reply_of_a_move_asks_where_the_sample_is(lab_url):
+    sim = simlab(lab_url)
     sim.lab.engine.devices["arm_char"].faults.inject("move", DeviceTimeout("no reply", device="arm_char"),
                                                      after=True)
     exp = experiment()
@@ -107,8 +103,8 @@ def test_lost_reply_of_a_move_asks_where_the_sample_is(tmp_path):
     check_invariants(sim)
 
 
-def test_missing_sample_fails_its_experiment(tmp_path):
-    sim = simlab(_url(tmp_path))
+def test_missing_sample_fails_its_experiment(lab_url):
+    sim = simlab(lab_url)
     sim.lab.engine.devices["arm_furnace"].faults.inject("move", DeviceTimeout("no reply", device="arm_furnace"),
                                                         after=True)
     exp = experiment()
@@ -125,8 +121,8 @@ def test_missing_sample_fails_its_experiment(tmp_path):
     assert all(p.occupant is None for p in api.positions())
 
 
-def test_out_of_stock_asks_for_a_refill(tmp_path):
-    sim = simlab(_url(tmp_path), inventory={"Li2CO3": 100.0, "MnO2": 1e6})
+def test_out_of_stock_asks_for_a_refill(lab_url):
+    sim = simlab(lab_url, inventory={"Li2CO3": 100.0, "MnO2": 1e6})
     exp = experiment()
     sim.lab.submit(exp)
     sim.run()
@@ -143,8 +139,8 @@ def test_out_of_stock_asks_for_a_refill(tmp_path):
     assert ("Li2CO3", "SA-77") in lots
 
 
-def test_unanswered_intervention_escalates(tmp_path):
-    sim = simlab(_url(tmp_path), faults=Faults(escalate_after_min=30, escalate_max_level=3))
+def test_unanswered_intervention_escalates(lab_url):
+    sim = simlab(lab_url, faults=Faults(escalate_after_min=30, escalate_max_level=3))
     sim.lab.engine.devices["doser_1"].faults.inject("dose", DeviceFault("powder jam", device="doser_1"))
     sim.lab.submit(experiment())
     sim.run()  # virtual time runs on: the request escalates every 30 min up to level 3
@@ -154,8 +150,8 @@ def test_unanswered_intervention_escalates(tmp_path):
     assert levels == [1, 2, 3]
 
 
-def test_furnace_fault_during_a_run_resumes_after_the_answer(tmp_path):
-    sim = simlab(_url(tmp_path))
+def test_furnace_fault_during_a_run_resumes_after_the_answer(lab_url):
+    sim = simlab(lab_url)
     for f in ("furnace_1", "furnace_2"):
         sim.lab.engine.devices[f].faults.inject("status", DeviceFault("thermocouple", device=f), times=4)
     exp = experiment()

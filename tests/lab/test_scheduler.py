@@ -12,9 +12,9 @@ def _runs(sim):
     return sim.lab.api.furnace_runs()
 
 
-def test_two_experiments_compete_for_one_furnace(tmp_path):
+def test_two_experiments_compete_for_one_furnace(lab_url):
     """Different profiles cannot share a run: the furnace serves one after the other."""
-    sim = simlab(f"sqlite:///{tmp_path / 'a.sqlite'}", furnaces=1)
+    sim = simlab(lab_url, furnaces=1)
     a, b = experiment(700), experiment(900)
     sim.lab.submit(a)
     sim.lab.submit(b)
@@ -31,8 +31,8 @@ def test_two_experiments_compete_for_one_furnace(tmp_path):
     assert 0 < m.furnace_utilisation <= m.furnace_occupancy <= 1
 
 
-def test_same_profile_shares_one_furnace_run(tmp_path):
-    sim = simlab(f"sqlite:///{tmp_path / 'b.sqlite'}", furnaces=1)
+def test_same_profile_shares_one_furnace_run(lab_url):
+    sim = simlab(lab_url, furnaces=1)
     exps = [experiment(800) for _ in range(3)]
     for e in exps:
         sim.lab.submit(e)
@@ -43,9 +43,9 @@ def test_same_profile_shares_one_furnace_run(tmp_path):
     assert sim.lab.metrics().mean_batch == 3
 
 
-def test_furnace_waits_briefly_for_a_batch_mate(tmp_path):
+def test_furnace_waits_briefly_for_a_batch_mate(lab_url):
     """A crucible ready 30 min later joins the run instead of waiting a whole programme."""
-    sim = simlab(f"sqlite:///{tmp_path / 'c.sqlite'}", furnaces=1)
+    sim = simlab(lab_url, furnaces=1)
     first, late = experiment(800), experiment(800)
     sim.lab.submit(first)
 
@@ -59,10 +59,10 @@ def test_furnace_waits_briefly_for_a_batch_mate(tmp_path):
     assert len(run.members) == 2
 
 
-def test_without_batching_each_crucible_gets_its_own_run(tmp_path):
+def test_without_batching_each_crucible_gets_its_own_run(lab_url):
     from labos.lab.config import Batching
 
-    sim = simlab(f"sqlite:///{tmp_path / 'd.sqlite'}", furnaces=2, batching=Batching(enabled=False))
+    sim = simlab(lab_url, furnaces=2, batching=Batching(enabled=False))
     for _ in range(3):
         sim.lab.submit(experiment(800))
     sim.run()
@@ -75,10 +75,10 @@ def test_without_batching_each_crucible_gets_its_own_run(tmp_path):
                 assert q.finished_s <= r.created_s or r.finished_s <= q.created_s
 
 
-def test_busy_small_lab_never_deadlocks(tmp_path):
+def test_busy_small_lab_never_deadlocks(lab_url):
     """Many experiments, tiny racks, mixed profiles and double heats: everything finishes."""
     rng = random.Random(3)
-    sim = simlab(f"sqlite:///{tmp_path / 'e.sqlite'}", furnaces=2, furnace_slots=2, crucible_rack=2,
+    sim = simlab(lab_url, furnaces=2, furnace_slots=2, crucible_rack=2,
                  cooling_rack=1, xrd_slots=1, storage=30)
     exps = [experiment(rng.choice([700, 800, 900]), heats=rng.choice([1, 2])) for _ in range(10)]
     for e in exps:
@@ -100,8 +100,8 @@ def test_busy_small_lab_never_deadlocks(tmp_path):
     assert len(heats) == 10
 
 
-def test_full_storage_asks_the_operator(tmp_path):
-    sim = simlab(f"sqlite:///{tmp_path / 'f.sqlite'}", furnaces=1, storage=2)
+def test_full_storage_asks_the_operator(lab_url):
+    sim = simlab(lab_url, furnaces=1, storage=2)
     exps = [experiment(800) for _ in range(4)]
     for e in exps:
         sim.lab.submit(e)
@@ -131,6 +131,6 @@ def test_free_pool_books_all_or_nothing():
     assert pool.take([Need(group="rack")]) == {"rack": "rack/1"}
 
 
-def test_auto_operator_helper_is_quiet_without_interventions(tmp_path):
-    sim = simlab(f"sqlite:///{tmp_path / 'g.sqlite'}")
+def test_auto_operator_helper_is_quiet_without_interventions(lab_url):
+    sim = simlab(lab_url)
     assert answer_from_physics(sim) == 0

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from labos.web import labgate
 from labos.web.accounts import Principal
-from labos.web.deps import DbSession, audit_action, operator, viewer
+from labos.web.deps import DbSession, audit_action, operator, state, viewer
 from labos.web.labgate import DeviceOut, LabStatus, LotOut, PositionOut
 from labos.web.schemas import In
 
@@ -66,6 +66,7 @@ def lab_control(
 ):
     body = body or ControlRequest()
     status = labgate.control(session, action, user=who.username, lab_id=body.lab)
+    state(request).notify_lab()
     audit_action(session, request, who, f"lab.{action}", subject=status.id, reason=body.reason)
     return status
 
@@ -95,6 +96,8 @@ class RefillRequest(In):
 def refill(body: RefillRequest, request: Request, session: DbSession, who: Principal = Depends(operator)):
     lots = labgate.refill(session, body.formula, body.lot, body.mg, user=who.username)
     audit_action(session, request, who, "inventory.refill", subject=body.formula, lot=body.lot, mg=body.mg)
+    session.commit()
+    state(request).notify_lab()
     return lots
 
 
@@ -137,4 +140,6 @@ def answer(
         values=values or None,
         note=body.note,
     )
+    session.commit()  # the lab acts on the answer once it is committed
+    state(request).notify_lab()
     return result.model_dump()

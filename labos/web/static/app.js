@@ -143,10 +143,18 @@ const labos = (() => {
     };
   }
 
-  /* debounce: many events in a burst cause one refresh */
-  function debounce(fn, ms = 400) {
+  /* many events in a burst cause one refresh, and a steady stream still refreshes every few ms*4 */
+  function debounce(fn, ms = 400, maxWait = 4 * ms) {
     let t = null;
-    return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+    let first = null;
+    return (...args) => {
+      const now = Date.now();
+      first ??= now;
+      clearTimeout(t);
+      const run = () => { first = null; t = null; fn(...args); };
+      if (now - first >= maxWait) run();
+      else t = setTimeout(run, Math.min(ms, maxWait - (now - first)));
+    };
   }
 
   /* ---------- plots (plotly.js served from this server) */
