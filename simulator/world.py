@@ -498,12 +498,12 @@ class World:
         self, pool: _Pool, a: str, b: str, onset_k: float, temperature_k: float, run: _Run
     ) -> float:
         """Diffusion-controlled (Ginstling–Brounshtein) rate constant, 1/min: Arrhenius from the
-        onset, scaled by the two powders' reactivities (GB: k ∝ D/r², so particle size), ×20 with
-        a liquid."""
+        onset, ×20 with a liquid, and scaled by the reactivity of the coarser powder (GB: k ∝ D/r²;
+        the reaction front must cross the largest particles)."""
         pp = hidden.pair_params(self.seed, a, b, self._hid)
         k = arrhenius(pp.k_onset, pp.ea_kj, onset_k, temperature_k) * run.batch_factor
         fresh = self._params.fresh_reactivity
-        k *= math.sqrt(pool.reactivity.get(a, fresh) * pool.reactivity.get(b, fresh))
+        k *= min(pool.reactivity.get(a, fresh), pool.reactivity.get(b, fresh))
         if self._liquid(a, temperature_k) or self._liquid(b, temperature_k):
             k = max(k, pp.k_onset) * LIQUID_RATE_FACTOR
         return k

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labos.domain import XRDPattern
 from labos.errors import LabosError
+
+
+def _aeris():
+    from labos.models.xrd.physics import InstrumentProfile
+
+    return InstrumentProfile()
+
+
+_AERIS = _aeris()
 
 
 class XRDSimulationError(LabosError, ValueError):
@@ -40,12 +50,12 @@ class Instrument(BaseModel):
     peak_cps: float = Field(800.0, gt=0, description="count rate at the strongest line of the pattern")
     wavelengths: tuple[float, ...] = (1.540598, 1.544426)
     wavelength_weights: tuple[float, ...] = (1.0, 0.5)
-    U: float = 0.0045
-    V: float = -0.0020
-    W: float = 0.0020
-    X: float = 0.010
-    Y: float = 0.010
-    asymmetry: float = Field(0.1, ge=0, le=0.5, description="axial divergence: split widths H(1 ± A/tan 2θ)")
+    U: float = _AERIS.U
+    V: float = _AERIS.V
+    W: float = _AERIS.W
+    X: float = _AERIS.X
+    Y: float = _AERIS.Y
+    asymmetry: float = Field(_AERIS.asymmetry, ge=0, le=0.5, description="axial divergence: split widths H(1 ± A/tan 2θ)")
     mono_two_theta: float | None = None
     radius_mm: float = 145.0
     zero_shift: float = 0.0
@@ -94,12 +104,16 @@ class SimPhase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fraction: float = Field(ge=0, le=1)
-    size_nm: float = Field(150.0, gt=1)
+    size_nm: float = Field(70.0, gt=1, description="typical of the powders in ../shared/data/xrd")
     microstrain: float = Field(3e-4, ge=0, le=0.05)
     po_ratio: float = Field(1.0, gt=0.1, le=3)
     po_axis: tuple[int, int, int] = (0, 0, 1)
     lattice_strain: float = Field(0.0, ge=-0.1, le=0.1, description="isotropic relative change of a, b, c")
     b_iso: float = Field(0.5, ge=0, le=5)
+    intensity_jitter: float = Field(
+        0.0, ge=0, le=1, description="relative random error of each reflection's intensity (a structure model that "
+        "is not quite the sample's: site disorder, wrong B, extinction), drawn per pattern from the seed",
+    )
 
 
 def resolve_phase(key: Any, library=None):
@@ -184,6 +198,7 @@ def expected_counts(
     phases: Mapping[Any, float | SimPhase] | Iterable[tuple[Any, float | SimPhase]],
     instrument: Instrument | None = None,
     library=None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Noise-free pattern: (2θ, expected counts, per-phase contributions by phase name)."""
     from labos.models.xrd.physics import (
@@ -206,8 +221,11 @@ def expected_counts(
     total = sum(s.fraction for _, s in specs)
     if total <= 0:
         raise XRDSimulationError("the phase fractions sum to zero")
-    if total > 1.0 + 1e-6:
+    if total > 1.01:
         raise XRDSimulationError(f"phase fractions sum to {total:.4f}, more than 1")
+    if total > 1.0:  # weighing round-off: normalise
+        specs = [(k, s.model_copy(update={"fraction": s.fraction / total})) for k, s in specs]
+        total = 1.0
     x = inst.grid()
     profile = inst.profile()
     resolved = [(resolve_phase(k, library), s) for k, s in specs]
@@ -219,6 +237,10 @@ def expected_counts(
         if spec.fraction <= 0:
             continue
         calc = PhaseCalc.for_range(phase, float(x[-1]), profile.wavelengths)
+        if spec.intensity_jitter > 0:
+            rng = np.random.default_rng([seed, len(parts)])
+            factor = np.exp(rng.normal(0.0, spec.intensity_jitter, calc.refl.f2.size))
+            calc = PhaseCalc(phase, replace(calc.refl, f2=calc.refl.f2 * factor))
         n_free = phase.lattice_model.n_free
         lat = [spec.lattice_strain] * min(n_free, 3) + [0.0] * max(0, n_free - 3)
         state = PhaseState(
@@ -265,7 +287,7 @@ def synthesize(
     leave the rest as amorphous matter (a hump). Deterministic for a seed.
     """
     inst = instrument or Instrument()
-    x, expected, _ = expected_counts(phases, inst, library)
+    x, expected, _ = expected_counts(phases, inst, library, seed=seed)
     if inst.noise:
         rng = np.random.default_rng(seed)
         counts = rng.poisson(expected).astype(float)

@@ -93,13 +93,22 @@ def run_one(spec: BenchSpec, planner: str, seed: int, workdir: str) -> dict[str,
         chemistry="full",
         use_priors=spec.priors,
         reuse_knowledge=False,
-        lab=LabSpec(furnaces=spec.furnaces, furnace_slots=spec.furnace_slots, xrd="truth", persist_world=False),
+        lab=LabSpec(
+            furnaces=spec.furnaces, furnace_slots=spec.furnace_slots, xrd="truth", persist_world=False
+        ),
     )
     home = Path(workdir) / f"{planner}-{seed}"
     home.mkdir(parents=True, exist_ok=True)
     setup_s = time.perf_counter() - t0
-    runner = CampaignRunner(cfg, db_url=f"sqlite:///{home / 'bench.sqlite'}", thermo=thermo, world=world,
-                            inventory=inventory, priors=priors, home=home)
+    runner = CampaignRunner(
+        cfg,
+        db_url=f"sqlite:///{home / 'bench.sqlite'}",
+        thermo=thermo,
+        world=world,
+        inventory=inventory,
+        priors=priors,
+        home=home,
+    )
     report = runner.run()
     s = report.summary
     return {
@@ -167,12 +176,16 @@ def aggregate(runs: list[dict[str, Any]], planners: tuple[str, ...]) -> dict[str
             base = per[b]
             paired = [
                 (r["succeeded"], q["succeeded"])
-                for r in runs if r["planner"] == OURS
-                for q in runs if q["planner"] == b and q["seed"] == r["seed"]
+                for r in runs
+                if r["planner"] == OURS
+                for q in runs
+                if q["planner"] == b and q["seed"] == r["seed"]
             ]
             cmp[b] = {
                 "targets_made_ratio": _ratio(ours["targets_made_mean"], base["targets_made_mean"]),
-                "experiments_per_success_ratio": _ratio(ours["experiments_per_success"], base["experiments_per_success"]),
+                "experiments_per_success_ratio": _ratio(
+                    ours["experiments_per_success"], base["experiments_per_success"]
+                ),
                 "seeds_won": sum(1 for a, c in paired if a > c),
                 "seeds_tied": sum(1 for a, c in paired if a == c),
                 "seeds_lost": sum(1 for a, c in paired if a < c),
@@ -181,11 +194,15 @@ def aggregate(runs: list[dict[str, Any]], planners: tuple[str, ...]) -> dict[str
         out["criteria"] = {
             "more_targets_than_every_baseline": all(
                 (v["targets_made_ratio"] or 0) > 1.0 and v["seeds_lost"] == 0 for v in cmp.values()
-            ) if cmp else None,
+            )
+            if cmp
+            else None,
             "fewer_experiments_per_success": all(
                 v["experiments_per_success_ratio"] is not None and v["experiments_per_success_ratio"] < 1.0
                 for v in cmp.values()
-            ) if cmp else None,
+            )
+            if cmp
+            else None,
             "furnace_utilisation_at_least_85pct": ours["furnace_utilisation_min"] >= 0.85,
             "campaign_under_5_min_wall": ours["wall_s_max"] < 300.0,
             "campaign_under_5_min_cpu": ours["cpu_s_max"] < 300.0,
@@ -220,9 +237,15 @@ def run_bench(spec: BenchSpec, progress=None) -> dict[str, Any]:
     result = {
         "benchmark": "campaign",
         "spec": {
-            "targets": spec.targets, "furnaces": spec.furnaces, "furnace_slots": spec.furnace_slots,
-            "days": spec.days, "seeds": spec.seeds, "budget_per_target": spec.budget_per_target,
-            "planners": list(spec.planners), "priors": spec.priors, "workers": spec.workers,
+            "targets": spec.targets,
+            "furnaces": spec.furnaces,
+            "furnace_slots": spec.furnace_slots,
+            "days": spec.days,
+            "seeds": spec.seeds,
+            "budget_per_target": spec.budget_per_target,
+            "planners": list(spec.planners),
+            "priors": spec.priors,
+            "workers": spec.workers,
             "chemistry": "full (World(seed) over ThermoDB.default(); benchmark_targets per seed)",
             "xrd": "truth + measurement model (sigma 0.02, detection limit 0.01)",
         },

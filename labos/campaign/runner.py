@@ -134,11 +134,11 @@ class CampaignRunner:
         self.chem = build_chemistry(cfg, self._thermo, self._world, self._inventory)
         self.lab_cfg = lab_config(cfg.lab, self.chem.inventory)
         self.shelf = shelf_from_lab(self.lab_cfg, self.chem.inventory)
-        state_path = None
-        if cfg.lab.persist_world:
-            folder = self.home / "campaigns" / self.campaign_id
-            folder.mkdir(parents=True, exist_ok=True)
-            state_path = folder / "world.json"
+        folder = self.home / "campaigns" / self.campaign_id
+        folder.mkdir(parents=True, exist_ok=True)
+        if not self.lab_cfg.xrd_dir:  # diffraction files next to the campaign's other files
+            self.lab_cfg = self.lab_cfg.model_copy(update={"xrd_dir": str(folder / "xrd")})
+        state_path = folder / "world.json" if cfg.lab.persist_world else None
         self.sim = build_simlab(
             cfg.lab,
             self.chem,
@@ -223,7 +223,9 @@ class CampaignRunner:
                 except PlannerError as exc:
                     track.status, track.reason = INFEASIBLE, str(exc)
             self.tracks[key] = track
-            updates.append((formula, track.status, {**info, "reason": track.reason, "budget": track.budget}))
+            updates.append(
+                (formula, _db_status(track), {**info, "reason": track.reason, "budget": track.budget})
+            )
 
         def fn(s):
             for formula, status, data in updates:
@@ -649,14 +651,11 @@ class CampaignRunner:
     # ------------------------------------------------------------------ bookkeeping
 
     def _write_target(self, s, track: TargetTrack) -> None:
-        status = track.status if track.status != ACTIVE else ("running" if track.used else "pending")
-        if track.status == SUCCEEDED:
-            status = "succeeded"
         persist.update_target(
             s,
             self.campaign_id,
             track.formula,
-            status,
+            _db_status(track),
             reason=track.reason,
             used=track.used,
             best_fraction=round(track.best_fraction, 4),
@@ -693,6 +692,13 @@ class CampaignRunner:
                 last=last or {},
             )
         )
+
+
+def _db_status(track: TargetTrack) -> str:
+    """The target row's status: pending / running while active, else the track's verdict."""
+    if track.status == ACTIVE:
+        return "running" if track.used else "pending"
+    return track.status
 
 
 def _count():

@@ -23,6 +23,14 @@ class Chemistry:
     world: Any
     inventory: list[Precursor]
     structures: dict[str, Any] | None  # phase name -> Structure, for simulated XRD patterns
+    demo: bool = False  # the built-in demo chemistry (its structures can be built on demand)
+
+    def xrd_structures(self) -> dict[str, Any] | None:
+        if self.structures is None and self.demo:
+            from labos.simulator.demo_chemistry import demo_structures
+
+            self.structures = demo_structures()
+        return self.structures
 
 
 def default_thermo():
@@ -39,12 +47,13 @@ def build_chemistry(
 
     thermo = thermo if thermo is not None else default_thermo()
     if cfg.chemistry == "demo":
-        from labos.simulator.demo_chemistry import demo_inventory, demo_structures
+        from labos.simulator.demo_chemistry import demo_inventory
 
         world = world if world is not None else World.demo(cfg.hidden_seed, thermo=thermo)
         inv = inventory if inventory is not None else demo_inventory()
-        structures = dict(world.structures) if world.structures else demo_structures()
-        return Chemistry(thermo, world, inv, structures)
+        return Chemistry(
+            thermo, world, inv, dict(getattr(world, "structures", None) or {}) or None, demo=True
+        )
     from labos.simulator.targets import benchmark_inventory
 
     world = world if world is not None else World(cfg.hidden_seed, thermo=thermo)
@@ -114,12 +123,13 @@ def build_simlab(
     from labos.lab.simlab import SimLab
 
     if spec.xrd == "pattern":
-        if not chem.structures:
+        structures = chem.xrd_structures()
+        if not structures:
             raise ConfigError(
                 "xrd='pattern' needs crystal structures for every phase the world can form; this chemistry has "
                 "none (use the demo chemistry, or xrd='truth')"
             )
-        library = measure.phase_library(chem.structures)
+        library = measure.phase_library(structures)
         analyzer = measure.pattern_analyzer(library, threshold)
         writer = measure.pattern_writer(library, seed)
     else:

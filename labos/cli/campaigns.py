@@ -159,4 +159,7 @@ def submit(
     if as_json:
         emit_json(summary.model_dump(mode="json"))
     else:
-        console.print(f"submitted campaign [bold]{summary.id}[/] with {len(formulas)} targets")
+        console.print(
+            f"submitted campaign [bold]{summary.id}[/] with {len(formulas)} targets; "
+            f"run it with `labos campaign run --resume {summary.id}`"
+        )

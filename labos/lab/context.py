@@ -80,6 +80,10 @@ class TaskInfo:
     holds: dict[str, str] = field(default_factory=dict)
     run_id: str | None = None
     attempts: int = 0
+    successors: list[str] = field(default_factory=list)
+    deps: list[str] = field(default_factory=list)
+    started_s: float | None = None
+    fresh: bool = False  # claimed from "ready" on its first attempt: it has no journal yet
 
 
 class StepContext:

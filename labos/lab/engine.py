@@ -199,8 +199,11 @@ class Engine:
     # ---- processes
 
     def _task_proc(self, info: TaskInfo):
-        with self.store.factory() as s:
-            log_ = StepLog.load(s, info.id)
+        if info.fresh:
+            log_ = StepLog([])
+        else:
+            with self.store.factory() as s:
+                log_ = StepLog.load(s, info.id)
         task = task_type(info.kind)()
         ctx = TaskContext(self, info, log_)
         try:
@@ -218,9 +221,8 @@ class Engine:
             now = self.now
 
             def fin(s):
-                row = s.get(TaskRow, info.id)
-                finish_task(s, row, now, result=jsonable(result) if isinstance(result, dict) else None)
-                task.on_finish(s, row, now)
+                finish_task(s, info, now, result=jsonable(result) if isinstance(result, dict) else None)
+                task.on_finish(s, info, now)
 
             ctx.transact(fin)
             self.crash_point(info.id, "task", "finished")

@@ -30,7 +30,7 @@ from labos.lab.context import TaskInfo
 from labos.lab.events import emit
 from labos.lab.interventions import EmptyRack, escalate_due, next_escalation_s, raise_intervention
 from labos.lab.records import FurnaceRunRow, ResourceRow, TaskRow
-from labos.lab.resources import FreePool, Need, book, free_rows
+from labos.lab.resources import FreePool, Need, book, free_rows, release
 from labos.lab.store import Store
 from labos.lab.tasks import task_type
 from labos.lab.transitions import start_experiment
@@ -61,6 +61,9 @@ def task_info(t: TaskRow) -> TaskInfo:
         holds=dict(t.holds or {}),
         run_id=t.run_id,
         attempts=t.attempts,
+        successors=list(t.successors or []),
+        deps=list(t.deps or []),
+        started_s=t.started_s,
     )
 
 
@@ -97,7 +100,7 @@ class Dispatcher:
     def dispatch(self, s: Session, now: float, *, idle: bool = False) -> Decisions:
         """Decide what starts now. ``idle``: this worker runs nothing (a stall check is allowed)."""
         out = Decisions()
-        recheck = self.recheck or self.store.is_pg
+        recheck = self.recheck
         if recheck or now - self._clock_saved >= 600.0:
             st = self.store.state(s)
             if st.clock_s < now:
@@ -160,20 +163,13 @@ class Dispatcher:
                 full |= {n.group for n in needs if n.group and not pool.free_slots(n.group)}
                 self._maybe_rack_full(s, needs, pool, now)
                 continue
-            t = self._claim(s, c.id)
-            if t is None:
+            info = self._claim(s, c, chosen, now)
+            if info is None:
                 continue
-            if chosen and not book(s, t.id, list(chosen.values()), now):
-                continue
-            t.status = "running"
-            t.worker = self.worker
-            t.holds = chosen
-            t.started_s = now
-            t.attempts = (t.attempts or 0) + 1
-            if not t.deps:
-                start_experiment(s, t.experiment_id, now)
-            emit(s, "task.started", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind, holds=chosen)
-            out.tasks.append(task_info(t))
+            if not info.deps:
+                start_experiment(s, info.experiment_id, now)
+            emit(s, "task.started", info.id, lab_t=now, experiment=info.experiment_id, kind=info.kind, holds=chosen)
+            out.tasks.append(info)
         self._start_runs(s, now, out, loading)
         if idle and full and not out.tasks and not out.runs and out.wake_at is None:
             if self._unstick(s, full, now):
@@ -238,10 +234,32 @@ class Dispatcher:
         out.sort(key=lambda c: (-c.priority, c.ready_s or 0.0, c.id))
         return out
 
-    def _claim(self, s: Session, task_id: str) -> TaskRow | None:
-        """The task row, locked for this worker, if it is still ready."""
-        stmt = select(TaskRow).where(TaskRow.id == task_id, TaskRow.status == "ready")
-        return s.scalar(self.store.locked(stmt))
+    def _claim(self, s: Session, c: Candidate, chosen: dict[str, str], now: float) -> TaskInfo | None:
+        """Book the chosen resources and mark the task running, both or neither.
+
+        On PostgreSQL the task row is locked first (SKIP LOCKED: another worker that is claiming it
+        wins); the conditional update on ``status = 'ready'`` is the final word everywhere."""
+        if self.store.is_pg and s.scalar(
+            select(TaskRow.id).where(TaskRow.id == c.id, TaskRow.status == "ready").with_for_update(skip_locked=True)
+        ) is None:
+            return None
+        if chosen and not book(s, c.id, list(chosen.values()), now):
+            return None
+        row = s.execute(
+            update(TaskRow)
+            .where(TaskRow.id == c.id, TaskRow.status == "ready")
+            .values(status="running", worker=self.worker, holds=chosen, started_s=now, attempts=TaskRow.attempts + 1)
+            .returning(TaskRow.node, TaskRow.sample_id, TaskRow.attempts, TaskRow.successors, TaskRow.deps)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            release(s, c.id, None, now)
+            return None
+        node, sample_id, attempts, successors, deps = row
+        return TaskInfo(id=c.id, experiment_id=c.experiment_id, node=node, kind=c.kind, params=c.params or {},
+                        sample_id=sample_id, holds=dict(chosen), run_id=c.run_id, attempts=attempts,
+                        successors=list(successors or []), deps=list(deps or []), started_s=now,
+                        fresh=attempts == 1)
 
     # ---- furnace batching
 

@@ -74,8 +74,8 @@ class Task:
         raise NotImplementedError
         yield
 
-    def on_finish(self, session, task_row, now_s: float) -> None:
-        """Extra state changes in the transaction that marks the task done."""
+    def on_finish(self, session, task, now_s: float) -> None:
+        """Extra state changes in the transaction that marks the task done (``task``: TaskInfo)."""
 
     def after_commit(self, ctx: TaskContext) -> None:
         """Called once the task's completion is committed (e.g. to notify the campaign)."""

@@ -18,12 +18,16 @@ from labos.lab.samples import is_slot, move_sample, set_sample_status
 ACTIVE = ("blocked", "ready", "running", "resume", "waiting_operator")
 
 
-def finish_task(session: Session, task: TaskRow, now_s: float, result: dict | None = None) -> list[str]:
-    """Mark done, free its bookings, unblock successors; returns the ids that became ready."""
-    task.status = "done"
-    task.finished_s = now_s
+def finish_task(session: Session, task, now_s: float, result: dict | None = None) -> list[str]:
+    """Mark done, free its bookings, unblock successors; returns the ids that became ready.
+
+    ``task`` is a TaskRow or a TaskInfo (anything with id, kind, experiment_id, successors and
+    started_s); the rows are changed with plain UPDATEs."""
+    values: dict = {"status": "done", "finished_s": now_s}
     if result is not None:
-        task.result = result
+        values["result"] = result
+    session.execute(update(TaskRow).where(TaskRow.id == task.id).values(**values)
+                    .execution_options(synchronize_session=False))
     release(session, task.id, None, now_s)
     emit(
         session,
@@ -34,17 +38,19 @@ def finish_task(session: Session, task: TaskRow, now_s: float, result: dict | No
         kind=task.kind,
         duration_min=round((now_s - (task.started_s or now_s)) / 60, 3),
     )
-    became_ready = []
-    for sid in sorted(task.successors or []):
-        succ = session.get(TaskRow, sid)
-        if succ is None:
-            continue
-        succ.pending = max(0, (succ.pending or 0) - 1)
-        if succ.pending == 0 and succ.status == "blocked":
-            succ.status = "ready"
-            succ.ready_s = now_s
-            became_ready.append(sid)
-    if not task.successors:  # only the end of a branch can end an experiment
+    succ = sorted(task.successors or [])
+    became_ready: list[str] = []
+    if succ:
+        session.execute(update(TaskRow).where(TaskRow.id.in_(succ)).values(pending=TaskRow.pending - 1)
+                        .execution_options(synchronize_session=False))
+        became_ready = list(session.scalars(
+            update(TaskRow)
+            .where(TaskRow.id.in_(succ), TaskRow.pending <= 0, TaskRow.status == "blocked")
+            .values(status="ready", ready_s=now_s)
+            .returning(TaskRow.id)
+            .execution_options(synchronize_session=False)
+        ))
+    else:  # only the end of a branch can end an experiment
         _maybe_complete_experiment(session, task.experiment_id, now_s)
     return became_ready
 

@@ -16,9 +16,32 @@ from labos.web.schemas import CampaignSubmit, CampaignSummary
 SUBMITTED = "submitted"
 
 
+def campaign_report(campaign_id: str, db_url: str) -> dict:
+    """The report ``labos.campaign`` builds for campaigns it ran (501 where that package is absent)."""
+    from pydantic import ValidationError
+
+    from labos.errors import NotImplementedYet
+    from labos.web.errors import NotFound
+
+    try:
+        from labos.campaign.persist import CampaignNotFound
+        from labos.campaign.report import build_report
+    except ImportError as exc:
+        raise NotImplementedYet(
+            f"campaign reports not implemented: labos.campaign is missing ({exc})"
+        ) from None
+    try:
+        return build_report(campaign_id, db_url).model_dump(mode="json")
+    except CampaignNotFound as exc:
+        raise NotFound(str(exc)) from None
+    except ValidationError:
+        raise NotFound(f"campaign {campaign_id} has no report: it was not set up by labos.campaign") from None
+
+
 def submit_campaign(session: Session, body: CampaignSubmit, *, submitted_by: str) -> CampaignSummary:
     """Queue a campaign: one campaign row with status 'submitted', one target row per formula, and a
-    'campaign.submitted' event the campaign runner picks up."""
+    'campaign.submitted' event; ``labos campaign run --resume <id>`` runs it (labos.campaign reads
+    the targets and budget from these rows)."""
     row = CampaignRow(
         id=new_id("cmp"),
         name=body.name,

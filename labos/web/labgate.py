@@ -170,10 +170,16 @@ class PositionOut(BaseModel):
 
 def devices(session: Session) -> list[DeviceOut]:
     res = _lab(session, "resources", "device list")
+    rec = _lab(session, "records", "device list")
     rows = res.list_resources(session)
-    clock = max(
-        (r.clock_s for r in session.scalars(select(_lab(session, "records", "lab state").LabStateRow))),
-        default=0.0,
+    clock = max((r.clock_s for r in session.scalars(select(rec.LabStateRow))), default=0.0)
+    # busy_s counts finished bookings; a device booked now has also been busy since held_since_s
+    held = dict(
+        session.execute(
+            select(rec.ResourceRow.name, rec.ResourceRow.held_since_s).where(
+                rec.ResourceRow.kind == "device", rec.ResourceRow.holder.is_not(None)
+            )
+        ).all()
     )
     slots: dict[str, list] = {}
     for r in rows:
@@ -185,7 +191,10 @@ def devices(session: Session) -> list[DeviceOut]:
             continue
         mine = slots.get(r.name, [])
         detail = r.detail or {}
-        busy = r.busy_s
+        since = held.get(r.name)
+        busy = r.busy_s + (max(0.0, clock - since) if since is not None else 0.0)
+        fault = str(detail.get("error") or detail.get("fault") or "") or None
+        note = ", ".join(f"{k}: {v}" for k, v in detail.items() if k not in ("error", "fault"))[:200]
         out.append(
             DeviceOut(
                 name=r.name,
@@ -194,14 +203,11 @@ def devices(session: Session) -> list[DeviceOut]:
                 holder=r.holder,
                 busy_s=busy,
                 grants=r.grants,
-                utilisation=(busy / clock) if clock > 0 else None,
+                utilisation=min(1.0, busy / clock) if clock > 0 else None,
                 slots=len(mine),
                 occupied=sum(s.occupant is not None for s in mine),
-                fault=str(detail.get("error") or detail.get("fault") or "") or None
-                if r.state != "ok"
-                else None,
-                note=", ".join(f"{k}: {v}" for k, v in detail.items() if k not in ("error", "fault"))[:200]
-                or None,
+                fault=fault if r.state != "ok" else None,
+                note=note or None,
                 detail=detail,
             )
         )

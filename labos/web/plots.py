@@ -269,7 +269,14 @@ def xrd_plot(session: Session, experiment_id: str, outcome_id: int | None = None
             raise NotImplementedYet(
                 "XRD plot not implemented: labos.models.xrd.io.read_pattern is missing"
             ) from None
-        pattern = read_pattern(path)
+        from labos.models.xrd.io import PatternFormatError
+
+        try:
+            pattern = read_pattern(path)
+        except PatternFormatError as exc:
+            raise NotFound(
+                f"no diffraction pattern to draw: {path.name} is not a pattern file ({str(exc).split(': ')[-1]})"
+            ) from None
         two_theta, observed, calculated, background = pattern.two_theta, pattern.counts, None, None
         source = "measured pattern (no fit saved)"
     difference = (

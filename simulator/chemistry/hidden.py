@@ -64,7 +64,7 @@ class Difficulty:
 #: temperature) cells, some in none — see ``labos bench sim-world --json`` and the README.
 DIFFICULTIES: dict[str, Difficulty] = {
     "easy": Difficulty("easy", (0.42, 0.50), (0.004, 0.012), (0.0, 0.15), 0.3, (1.0, 1.5), (1.0, 3.0), (0.05, 0.15)),
-    "alab": Difficulty("alab", (0.50, 0.60), (0.020, 0.040), (0.4, 0.6), 1.2, (1.5, 3.0), (0.5, 2.0), (0.10, 0.35)),
+    "alab": Difficulty("alab", (0.50, 0.60), (0.020, 0.040), (0.4, 0.6), 1.5, (1.5, 3.0), (0.5, 2.0), (0.10, 0.35)),
     "hard": Difficulty("hard", (0.55, 0.65), (0.040, 0.060), (0.6, 0.8), 1.5, (1.5, 3.0), (0.3, 1.0), (0.25, 0.45)),
 }
 DEFAULT_DIFFICULTY = "alab"

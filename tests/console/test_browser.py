@@ -143,7 +143,8 @@ def test_running_campaign_updates_live(visit, seeded):
     page.click("#campaigns a")
     page.wait_for_selector("#experiments tbody tr")
     assert page.inner_text("#kpis").count("1 / 3") == 1
-    page.wait_for_function("() => document.querySelector('#yield-plot').data && document.querySelector('#yield-plot').data.length >= 2"
+    page.wait_for_function(
+        "() => document.querySelector('#yield-plot').data && document.querySelector('#yield-plot').data.length >= 2"
     )
     page.wait_for_selector("#live.on")
 
@@ -174,7 +175,8 @@ def test_running_campaign_updates_live(visit, seeded):
 def test_experiment_page_draws_the_xrd_fit_and_the_furnace(visit, seeded):
     v = visit("vera")
     page = v.open(f"/experiments/{seeded.with_xrd}")
-    page.wait_for_function("() => document.querySelector('#xrd-plot').data && document.querySelector('#xrd-plot').data.length > 0"
+    page.wait_for_function(
+        "() => document.querySelector('#xrd-plot').data && document.querySelector('#xrd-plot').data.length > 0"
     )
     names = page.eval_on_selector("#xrd-plot", "el => el.data.map(t => t.name)")
     assert names[0] == "observed" and any(n.startswith("fit") for n in names) and "difference" in names
@@ -190,7 +192,8 @@ def test_experiment_page_draws_the_xrd_fit_and_the_furnace(visit, seeded):
     v.shot("experiment")
 
     page = v.open(f"/experiments/{seeded.running}")
-    page.wait_for_function("() => document.querySelector('#furnace-plot').data && document.querySelector('#furnace-plot').data.length == 2"
+    page.wait_for_function(
+        "() => document.querySelector('#furnace-plot').data && document.querySelector('#furnace-plot').data.length == 2"
     )
     n0 = page.eval_on_selector("#furnace-plot", "el => el.data[1].x.length")
     page.wait_for_selector("#live.on")
@@ -205,7 +208,9 @@ def test_experiment_page_draws_the_xrd_fit_and_the_furnace(visit, seeded):
                 t_min=float(k),
                 experiment_id=seeded.running,
             )
-    page.wait_for_function(f"() => document.querySelector('#furnace-plot').data[1].x.length > {n0}", timeout=15_000)
+    page.wait_for_function(
+        f"() => document.querySelector('#furnace-plot').data[1].x.length > {n0}", timeout=15_000
+    )
     assert "No diffraction pattern yet" in page.inner_text("#xrd-plot")
     v.shot("experiment-running")
 

@@ -7,7 +7,17 @@ import warnings
 
 import pytest
 
-from labos.domain import DoseStep, Experiment, GrindStep, HeatSegment, HeatStep, MixStep, Recipe, Target, XRDStep
+from labos.domain import (
+    DoseStep,
+    Experiment,
+    GrindStep,
+    HeatSegment,
+    HeatStep,
+    MixStep,
+    Recipe,
+    Target,
+    XRDStep,
+)
 from tests.console.conftest import login
 from tests.console.seed import add_users
 
@@ -54,10 +64,17 @@ def test_console_controls_and_shows_a_simulated_lab(tmp_path):
     assert {otto.get(f"/api/experiments/{e.id}").json()["status"] for e in exps} == {"completed"}
 
     events = otto.get("/api/events", params={"kind": "lab.", "limit": 50}).json()
-    control = [(e["kind"], e["data"].get("user")) for e in reversed(events) if e["kind"] in ("lab.paused", "lab.resumed")]
+    control = [
+        (e["kind"], e["data"].get("user"))
+        for e in reversed(events)
+        if e["kind"] in ("lab.paused", "lab.resumed")
+    ]
     assert control == [("lab.paused", "otto"), ("lab.resumed", "otto")]
     audit = otto.get("/api/audit", params={"action": "lab."}).json()
-    assert [(a["action"], a["username"]) for a in reversed(audit)] == [("lab.pause", "otto"), ("lab.resume", "otto")]
+    assert [(a["action"], a["username"]) for a in reversed(audit)] == [
+        ("lab.pause", "otto"),
+        ("lab.resume", "otto"),
+    ]
     assert audit[-1]["detail"]["reason"] == "loading racks"
 
     # the task graph as it ran, on the lab clock, with the devices it booked

@@ -17,7 +17,7 @@ from labos.lab.records import TaskRow
 
 def main(url: str) -> None:
     env = realtime_env()
-    lab = Lab(probe.bench_config(), url, {}, env=env, poll_s=0.01)
+    lab = Lab(probe.bench_config(), url, {}, env=env, poll_s=0.02)
 
     def until_done():
         while True:
@@ -31,7 +31,11 @@ def main(url: str) -> None:
     lab.process(until_done())
     lab.run()
     lab.close()
-    print(f"STARTED {lab.engine.tasks_started}", flush=True)
+    import time
+
+    cpu = time.process_time()
+    print(f"STARTED {lab.engine.tasks_started} cpu {cpu:.1f} dispatches {lab.engine.dispatches} "
+          f"dispatch_s {lab.engine.dispatch_s:.1f}", flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a subprocess

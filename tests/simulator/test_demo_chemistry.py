@@ -26,6 +26,10 @@ CIF_OF = {
     "TiO2": "TiO2_136.cif",
     "MgO": "MgO_225.cif",
     "ZnO": "ZnO_186.cif",
+    "Fe2O3": "Fe2O3_167_2.cif",
+    "ZnFe2O4": "ZnFe2O4_121.cif",  # magnetic supercell (I-42m, c doubled): same nuclear peaks
+    "Al2O3": "Al2O3_167.cif",
+    "Li2O": "Li2O_225.cif",
 }
 
 
@@ -40,8 +44,24 @@ def test_every_phase_has_a_structure_with_a_source(structures):
     for name, s in structures.items():
         assert s.composition.reduced_formula == parse_formula(name), name
         assert facts[name]["source"].strip(), name
-        assert facts[name]["checked"] in {"cif", "bvs"}, name
+        assert facts[name]["checked"] in {"cif", "density", "bvs"}, name
         assert 1.5 < s.density < 7.0, (name, s.density)
+        if facts[name]["checked"] == "cif":
+            assert name in CIF_OF, f"{name} is marked checked against a CIF but has none in CIF_OF"
+
+
+def test_x_ray_density_matches_the_reference_density(structures):
+    """A wrong lattice parameter, Z or site multiplicity shows up as a wrong density."""
+    facts = demo_phase_facts()
+    with_ref = [n for n in structures if "density" in facts[n]]
+    assert len(with_ref) >= 10
+    for name in with_ref:
+        ref = facts[name]["density"]
+        assert ref["source"].strip(), name
+        assert structures[name].density == pytest.approx(ref["g_cm3"], rel=0.02), name
+    for name in structures:
+        if facts[name]["checked"] == "density":
+            assert "density" in facts[name], name
 
 
 def test_structures_are_chemically_sensible(structures):

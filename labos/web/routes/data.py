@@ -73,6 +73,18 @@ def campaign(campaign_id: PathId, session: DbSession, _: Principal = Depends(vie
     return queries.campaign_detail(session, campaign_id)
 
 
+@router.get(
+    "/campaigns/{campaign_id}/report",
+    tags=["campaigns"],
+    summary="The campaign runner's report: routes that worked and why, failed routes, utilisation",
+    response_description="labos.campaign.report.CampaignReport as JSON",
+)
+def campaign_report(campaign_id: PathId, request: Request, _: Principal = Depends(viewer)):
+    """Per target the outcome, best yield, experiments used, the route that worked and the planner's
+    reason, the failed routes with the intermediates that blocked them; overall numbers."""
+    return control.campaign_report(campaign_id, state(request).db_url)
+
+
 # ---------------------------------------------------------------------------------- experiments
 
 
@@ -92,25 +104,45 @@ def experiments(
     return Page(total=total, items=items)
 
 
-@router.get("/experiments/{experiment_id}", response_model=ExperimentDetail, tags=["experiments"])
+@router.get(
+    "/experiments/{experiment_id}",
+    response_model=ExperimentDetail,
+    tags=["experiments"],
+    summary="One experiment",
+)
 def experiment(experiment_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """Recipe, the planner's explanation, samples and every outcome of one experiment."""
     return queries.experiment_detail(session, experiment_id)
 
 
-@router.get("/experiments/{experiment_id}/timeline", response_model=list[TimelineItem], tags=["experiments"])
+@router.get(
+    "/experiments/{experiment_id}/timeline",
+    response_model=list[TimelineItem],
+    tags=["experiments"],
+    summary="Task timeline of an experiment",
+)
 def experiment_timeline(experiment_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """Tasks as intervals and other events as points, from the lab's event log."""
     return plots.timeline(session, experiment_id)
 
 
-@router.get("/experiments/{experiment_id}/furnace", response_model=FurnaceProfile, tags=["experiments"])
+@router.get(
+    "/experiments/{experiment_id}/furnace",
+    response_model=FurnaceProfile,
+    tags=["experiments"],
+    summary="Furnace temperature against setpoint",
+)
 def experiment_furnace(experiment_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """Programmed setpoint from the recipe against the furnace temperature the lab recorded."""
     return plots.furnace_profile(session, experiment_id)
 
 
-@router.get("/experiments/{experiment_id}/xrd", response_model=XRDPlot, tags=["experiments"])
+@router.get(
+    "/experiments/{experiment_id}/xrd",
+    response_model=XRDPlot,
+    tags=["experiments"],
+    summary="XRD pattern, fit and phases",
+)
 def experiment_xrd(
     experiment_id: PathId,
     session: DbSession,
@@ -121,7 +153,12 @@ def experiment_xrd(
     return plots.xrd_plot(session, experiment_id, outcome)
 
 
-@router.get("/experiments/{experiment_id}/xrd/raw", tags=["experiments"], response_class=FileResponse)
+@router.get(
+    "/experiments/{experiment_id}/xrd/raw",
+    tags=["experiments"],
+    response_class=FileResponse,
+    summary="The raw diffraction file",
+)
 def experiment_xrd_raw(
     experiment_id: PathId,
     session: DbSession,
@@ -155,7 +192,12 @@ def samples(
     return Page(total=total, items=items)
 
 
-@router.get("/samples/{sample_id}", response_model=SampleDetail, tags=["samples"])
+@router.get(
+    "/samples/{sample_id}",
+    response_model=SampleDetail,
+    tags=["samples"],
+    summary="One sample with history and lineage",
+)
 def sample(sample_id: PathId, session: DbSession, _: Principal = Depends(viewer)):
     """One sample: position, every move with its cause, and its lineage."""
     return queries.sample_detail(session, sample_id)

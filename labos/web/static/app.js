@@ -42,7 +42,7 @@ const labos = (() => {
       else if (k === "dataset") Object.assign(node.dataset, v);
       else node.setAttribute(k, v === true ? "" : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -61,7 +61,7 @@ const labos = (() => {
     num: (v, digits = 0) => (v === null || v === undefined || Number.isNaN(v) ? "—" : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits })),
     date: (s) => (s ? new Date(s.endsWith("Z") || /[+-]\d\d:\d\d$/.test(s) ? s : `${s}Z`) : null),
     time(s) { const d = fmt.date(s); return d ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }) : "—"; },
-    clock(min) { if (min === null || min === undefined) return "—"; const h = Math.floor(min / 60), m = Math.round(min % 60); return `t+${h}:${String(m).padStart(2, "0")}`; },
+    clock(min) { if (min === null || min === undefined) return "—"; const t = Math.round(min); return `t+${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}`; },
     datetime(s) { const d = fmt.date(s); return d ? d.toLocaleString([], { dateStyle: "medium", timeStyle: "short", hour12: false }) : "—"; },
     ago(s) {
       const d = fmt.date(s); if (!d) return "—";

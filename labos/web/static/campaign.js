@@ -66,10 +66,48 @@
     });
   }
 
+  const route = (precursors) => el("span", { class: "chips" }, precursors.map((p) => labos.formula(p, "chip")));
+  const fractions = (obj) => Object.entries(obj || {}).sort((a, b) => b[1] - a[1]).map(([f, w]) => [labos.formula(f), ` ${fmt.pct(w)}`]).flatMap((x, i) => (i ? [", ", x] : [x]));
+
+  /* the campaign runner's report (labos.campaign): per target the route that worked and why, and
+     the routes that failed with the intermediates that blocked them */
+  async function loadReport() {
+    let rep;
+    try { rep = await api(`/api/campaigns/${encodeURIComponent(cid)}/report`); } catch (e) {
+      if (e.status === 404 || e.status === 501) { labos.$("#report-card").hidden = true; return; }
+      throw e;
+    }
+    const S = rep.summary;
+    labos.$("#report-card").hidden = false;
+    labos.$("#report-hint").textContent = `${rep.planner} planner · ${fmt.num(S.virtual_days, 2)} lab days · furnaces ${fmt.pct(S.furnace_utilisation)} utilised · ${fmt.num(S.wall_s, 0)} s wall`;
+    replace("#report", rep.targets.map((t) => {
+      const parts = [el("div", { class: "head" }, labos.formula(t.formula, "strong"), " ", badge(t.status),
+        el("span", { class: "muted" }, ` ${t.experiments_used} experiment${t.experiments_used === 1 ? "" : "s"}${t.best_fraction === null ? "" : ` · best ${fmt.pct(t.best_fraction)}`}`))];
+      if (t.route) {
+        const r = t.route;
+        parts.push(el("div", { class: "route ok" }, el("b", {}, "Worked: "), route(r.precursors), ` at ${fmt.num(r.temperature_c)} °C for ${fmt.minutes(r.dwell_min)}${r.regrind_reheat ? ", reground and reheated" : ""} → ${fmt.pct(r.target_fraction)} `, labos.expLink(r.experiment)));
+        if (r.reaction) parts.push(el("div", { class: "muted mono", style: "margin:2px 0 4px" }, r.reaction));
+        if (r.why) parts.push(el("div", { class: "explain" }, r.why));
+      } else if (t.reason) {
+        parts.push(el("div", { class: "muted" }, t.reason));
+      }
+      for (const f of t.failed_routes) {
+        parts.push(el("div", { class: "route bad" }, el("b", {}, "Failed: "), route(f.precursors),
+          ` at ${f.temperatures_c.map((c) => fmt.num(c)).join(", ")} °C, best ${fmt.pct(f.best_fraction)}`,
+          Object.keys(f.blocking).length ? [" — blocked by ", ...fractions(f.blocking)] : null,
+          Object.keys(f.unreacted).length ? [el("span", { class: "muted" }, " · unreacted "), ...fractions(f.unreacted)] : null));
+      }
+      return el("div", { class: "target-report" }, parts);
+    }));
+  }
+
   const soon = labos.debounce(() => load().catch(failed), 500);
+  const soonReport = labos.debounce(() => loadReport().catch(failed), 2000);
+  labos.on("experiment.outcome", soonReport);
   labos.on("", (ev) => { if (related(ev) && /^(experiment|task|sample|campaign|furnace)/.test(ev.kind)) soon(); });
   document.addEventListener("DOMContentLoaded", async () => {
     try { await load(); } catch (e) { failed(e); }
+    loadReport().catch(failed);
     feed.mount("#feed", { filter: related, limit: 80 });
   });
 })();

@@ -9,6 +9,13 @@
     return el("span", { class: "frac" }, el("span", { class: "bar hit" }, el("i", { style: `width:${Math.min(1, v) * 100}%` })), el("span", {}, fmt.pct(v)));
   }
 
+  /* a task id is "<experiment>:<node>": link the experiment */
+  function doing(holder) {
+    if (!holder) return el("span", { class: "muted" }, "idle");
+    const m = /^(exp-[^:]+):(.+)$/.exec(holder);
+    return m ? el("span", {}, el("a", { class: "mono", href: `/experiments/${encodeURIComponent(m[1])}` }, m[1]), el("span", { class: "muted" }, ` ${m[2]}`)) : el("span", { class: "mono" }, holder);
+  }
+
   async function controls() {
     let lab;
     try { lab = await api("/api/lab"); } catch (e) { if (e.status === 501) return null; throw e; }
@@ -42,7 +49,7 @@
       { label: "Device", value: (d) => el("b", {}, d.name) },
       { label: "Role", value: (d) => d.role },
       { label: "State", value: (d) => badge(d.state) },
-      { label: "Doing", value: (d) => (d.holder ? el("span", { class: "mono" }, d.holder) : el("span", { class: "muted" }, "idle")) },
+      { label: "Doing", value: (d) => doing(d.holder) },
       { label: "Slots", value: (d) => (d.slots ? `${d.occupied} / ${d.slots}` : "—"), num: true },
       { label: "Utilisation", value: (d) => util(d.utilisation) },
       { label: "Jobs", value: (d) => fmt.num(d.grants), num: true },

@@ -75,7 +75,7 @@
   async function loadXrd() {
     let x;
     try { x = await api(`/api/experiments/${encodeURIComponent(eid)}/xrd`); } catch (e) {
-      labos.placeholder("#xrd-plot", e.status === 404 ? "No diffraction pattern yet." : e.message); return;
+      labos.placeholder("#xrd-plot", e.status === 404 && /no XRD measurement yet/.test(e.message) ? "No diffraction pattern yet." : e.message); return;
     }
     labos.$("#xrd-hint").textContent = `${x.source}${x.rwp !== null ? ` · Rwp ${fmt.num(100 * x.rwp, 1)}%` : ""}`;
     const lo = Math.min(...x.observed), hi = Math.max(...x.observed), span = hi - lo || 1;
@@ -116,8 +116,12 @@
     const tasks = items.filter((i) => i.status !== "event");
     const lab = items.some((i) => i.start_min !== null);  // lab clock (virtual in simulation) when the lab recorded it
     labos.$("#timeline-hint").textContent = `${tasks.length} tasks · ${items.length - tasks.length} other events${lab ? " · lab clock" : ""}`;
-    const when = (i) => (lab ? `${fmt.clock(i.start_min)}${i.end_min !== null ? ` → ${fmt.clock(i.end_min)}` : ""}` : `${fmt.time(i.start)}${i.end ? ` → ${fmt.time(i.end)}` : ""}`);
-    replace("#timeline", items.slice(-40).reverse().map((i) => el("li", { class: i.status },
+    const when = (i) => {
+      if (i.start_min !== null) return `${fmt.clock(i.start_min)}${i.end_min !== null ? ` → ${fmt.clock(i.end_min)}` : ""}`;
+      if (i.start) return `${fmt.time(i.start)}${i.end ? ` → ${fmt.time(i.end)}` : ""}`;
+      return "not started";
+    };
+    replace("#timeline", items.slice(0, 80).map((i) => el("li", { class: `${i.status}${["blocked", "ready"].includes(i.status) ? " pending" : ""}` },
       el("b", {}, i.status === "event" ? i.task : (i.kind || i.task)), " ", i.status === "event" ? null : badge(i.status),
       i.device ? el("span", { class: "muted" }, ` on ${i.device}`) : null, " ", el("span", { class: "when" }, when(i)))));
     const bars = tasks.filter((t) => (lab ? t.start_min !== null : t.start));

@@ -23,7 +23,7 @@
     const names = Object.keys(groups).sort((a, b) => groups[b] - groups[a]);
     if (!names.length) { labos.placeholder("#where-plot", "No samples."); return; }
     await labos.plot("#where-plot", [{ type: "bar", orientation: "h", y: names, x: names.map((n) => groups[n]), marker: { color: "#3b82f6" }, hovertemplate: "%{y}: %{x} samples<extra></extra>" }],
-      { margin: { l: 120, r: 10, t: 6, b: 36 }, yaxis: { autorange: "reversed" }, xaxis: { title: { text: "samples" } }, height: 80 + 26 * names.length });
+      { margin: { l: 120, r: 10, t: 6, b: 36 }, yaxis: { autorange: "reversed" }, xaxis: { title: { text: "samples" }, tickformat: "d", dtick: Math.max(...Object.values(groups)) <= 10 ? 1 : null }, height: 80 + 26 * names.length });
   }
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(failed); });
   labos.on("sample.", labos.debounce(() => load().catch(failed), 600));
