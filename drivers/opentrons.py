@@ -289,6 +289,23 @@ class SimulationReport:
         )
 
 
+def _run_off_loop(fn):
+    """Call ``fn`` in a worker thread when this thread already runs an event loop.
+
+    ``opentrons.simulate`` calls ``asyncio.run()``, which fails inside a running loop (a web
+    server, a notebook, a browser-automation session); a fresh thread has none.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
+
+
 def simulate_protocol(text: str, file_name: str = "protocol.py") -> SimulationReport:
     """Run ``text`` through ``opentrons.simulate``; ProtocolCheckError names the problem."""
     return _simulate_cached(hashlib.sha256(text.encode()).hexdigest(), text, file_name)
@@ -302,7 +319,7 @@ def _simulate_cached(_digest: str, text: str, file_name: str) -> SimulationRepor
 
         logging.getLogger("opentrons").setLevel(logging.WARNING)
         try:
-            runlog, _bundle = simulate.simulate(io.StringIO(text), file_name)
+            runlog = _run_off_loop(lambda: simulate.simulate(io.StringIO(text), file_name)[0])
         except Exception as exc:  # opentrons raises many types (SyntaxError, OutOfTips, KeyError...)
             raise ProtocolCheckError(
                 f"opentrons.simulate rejected {file_name}: {type(exc).__name__}: {exc}"

@@ -28,24 +28,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_triangular
-
 from labos.planners.base import BasePlanner, Cell, Decision, Observation
 from labos.planners.chemistry import canonical
 from labos.planners.pairwise import Prediction
+from scipy.linalg import solve_triangular
 
 # Prior model constants (dimensionless or as named); see the module docstring for the reasoning.
-DG_SCALE_EV = 0.04  # ΔG′ width of the driving-force sigmoid, eV/atom
-DG_OFFSET_EV = 0.03  # ΔG′ at which a set is even odds to win against competing reactions
+DG_SCALE_EV = 0.02  # ΔG′ width of the driving-force sigmoid, eV/atom
+DG_OFFSET_EV = 0.01  # ΔG′ at which a set is even odds to win against competing reactions
+DG_RANK_WEIGHT = 0.6  # how much the rank of ΔG among the sets at one temperature matters
 T_WIDTH_C = 110.0  # width of the temperature factor
 T_LEAD_C = 60.0  # the factor reaches ~0.7 at the reference temperature
 MAX_PRIOR = 0.7
+ROUTE_MARGIN = 0.2  # a known route is expected to do a little better than it did (higher T, longer)
+DEAD_PRIOR = 0.05
+DEAD_SD_FACTOR = 0.5  # dead ends are predictions, not facts: data on the same set must still move them
 PRIOR_SD = 0.3
 NOISE_SD = 0.06  # measured weight fractions (XRD) are good to a few percent
 LENGTH_T_C = 130.0
 W_SET, W_PREC, W_PHASE = 0.35, 0.2, 0.45
 DEFAULT_REFERENCE_C = 800.0
-TAMMAN_FRACTION = 0.75  # synthesis around 0.75 of the lowest precursor melting point (K)
 
 
 @dataclass
@@ -71,11 +73,13 @@ class ActiveLearningPlanner(BasePlanner):
         self.tune_recipes = tune_recipes and not self.fixed_space
         self._views: dict[tuple[Any, ...], tuple[tuple[int, int], CellView]] = {}
         self._lit_rank = self._literature_ranks()
-        self._t_ref: dict[tuple[str, ...], float] = {}
+        self._t_ref: dict[tuple[str, ...], tuple[float, str]] = {}
         self._tuners: dict[tuple[str, ...], Any] = {}
+        self._tuned_keys: set[tuple[Any, ...]] = set()
         vocab = sorted({p for c in self.cells for p in c.set_key})
         self._prec_col = {p: i for i, p in enumerate(vocab)}
         self._set_id: dict[tuple[str, ...], int] = {}
+        self._dg_by_t: dict[float, np.ndarray] = {}
 
     # ------------------------------------------------------------------ priors
 
@@ -99,26 +103,37 @@ class ActiveLearningPlanner(BasePlanner):
 
     def reference_temperature(self, cell: Cell) -> tuple[float, str]:
         """Where the literature (or Tamman's rule) expects this set to react fully, °C."""
-        key = cell.set_key
-        if key not in self._t_ref:
-            value, source = None, ""
-            if self.priors is not None:
-                try:
-                    cond = self.priors.predict_conditions(self.target, list(cell.candidate.precursors))
-                    value, source = float(cond.temperature_c), "literature temperature model"
-                except Exception:  # advisory, see _literature_ranks
-                    value = None
-            if value is None:
-                melts = [_melting_point_k(p) for p in key]
-                melts = [m for m in melts if m]
-                if melts:
-                    value = TAMMAN_FRACTION * min(melts) - 273.15
-                    source = "Tamman's rule (0.75 of the lowest precursor melting point)"
-                else:
-                    value, source = DEFAULT_REFERENCE_C, "default"
-            self._t_ref[key] = value
-            self._t_src = source
-        return self._t_ref[key], getattr(self, "_t_src", "")
+        if not self._t_ref:
+            self._fill_reference_temperatures()
+        if cell.set_key not in self._t_ref:
+            self._t_ref[cell.set_key] = (DEFAULT_REFERENCE_C, "default")
+        return self._t_ref[cell.set_key]
+
+    def _fill_reference_temperatures(self) -> None:
+        sets = sorted({c.set_key: c.candidate.precursors for c in self.cells}.items())
+        preds = None
+        if self.priors is not None:
+            try:
+                preds = self.priors.predict_conditions_many(self.target, [list(p) for _, p in sets])
+            except Exception as exc:  # advisory, see _literature_ranks
+                self.flags.append(f"literature temperature model failed ({exc})")
+        for i, (key, _) in enumerate(sets):
+            if preds is not None:
+                self._t_ref[key] = (float(preds[i].temperature_c), "literature temperature model")
+            else:
+                self._t_ref[key] = (DEFAULT_REFERENCE_C, "default without literature priors")
+
+    def _dg_percentile(self, cell: Cell, dg: float) -> float:
+        """Share of the sets at this temperature whose total ΔG is more negative than ``dg``."""
+        t = round(cell.temperature_c, 1)
+        arr = self._dg_by_t.get(t)
+        if arr is None:
+            vals = [self.reaction_energy(c) for c in self.cells if round(c.temperature_c, 1) == t]
+            arr = np.sort(np.array([v for v in vals if v is not None]))
+            self._dg_by_t[t] = arr
+        if arr.size <= 1:
+            return 0.0
+        return float(np.searchsorted(arr, dg)) / arr.size
 
     def view(self, cell: Cell) -> CellView:
         """The mechanistic prior for a cell, recomputed only when the store changed around it."""
@@ -144,16 +159,21 @@ class ActiveLearningPlanner(BasePlanner):
         if dg is None:
             f_dg = 0.5
         else:
-            f_dg = 1.0 / (1.0 + math.exp(-(-dg - DG_OFFSET_EV) / DG_SCALE_EV))
+            # absolute: a (nearly) spent driving force cannot win against competing reactions;
+            # relative: among sets at this temperature, larger driving force ranks higher
+            f_abs = 1.0 / (1.0 + math.exp(-(-dg - DG_OFFSET_EV) / DG_SCALE_EV))
+            f_dg = f_abs * (1.0 - DG_RANK_WEIGHT * self._dg_percentile(cell, dg))
         lit = 0.55 + 0.45 * self._lit_rank.get(cell.set_key, 0.0) if self._lit_rank else 0.8
         prior = MAX_PRIOR * f_dg * f_t * lit
         if cell.candidate.reaction is None:
             prior, dead = 0.0, dead or "the set cannot balance to the target"
         if route > 0:
-            prior = max(prior, min(0.95, route))
+            # a known route to the target: expect about what it gave before (observed fraction)
+            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in pred.applied), default=0.0)
+            prior = max(prior, min(0.95, route, seen + ROUTE_MARGIN))
         if dead:
-            prior = min(prior, 0.02)
-        sd = PRIOR_SD * (0.35 + 0.65 * unknown_share) if not dead else PRIOR_SD * 0.2
+            prior = min(prior, DEAD_PRIOR)
+        sd = PRIOR_SD * ((0.35 + 0.65 * unknown_share) if not dead else DEAD_SD_FACTOR)
         phases = frozenset(pred.phase_set - {self.target_key})
         v = CellView(pred, dg, route, dead, unknown_share, phases, float(prior), float(sd))
         self._views[cell.key] = (gen, v)
@@ -203,7 +223,9 @@ class ActiveLearningPlanner(BasePlanner):
         k *= np.exp(-0.5 * ((ta[:, None] - tb[None, :]) / LENGTH_T_C) ** 2)
         return k * da[:, None] * db[None, :]
 
-    def posterior(self, cells: list[Cell], extra: list[tuple[Cell, float]] = ()) -> tuple[np.ndarray, np.ndarray, list[CellView]]:
+    def posterior(
+        self, cells: list[Cell], extra: list[tuple[Cell, float]] = ()
+    ) -> tuple[np.ndarray, np.ndarray, list[CellView]]:
         """Mean and sd of the target fraction for ``cells`` given all observations (+ ``extra``)."""
         views = [self.view(c) for c in cells]
         mean = np.array([v.prior for v in views])
@@ -249,7 +271,8 @@ class ActiveLearningPlanner(BasePlanner):
             tuned = self._tuned_decision(decision)
             decision = tuned or decision
             chosen.append(decision)
-            extra.append((decision.cell, float(np.clip(mu[i], 0, 1))))
+            # pessimistic "constant liar": assume the pick disappoints, so the batch spreads out
+            extra.append((decision.cell, float(np.clip(mu[i] - sd[i], 0, 1))))
             if decision.cell is pool[i]:
                 pool.pop(i)
                 tb = np.delete(tb, i)
@@ -263,7 +286,9 @@ class ActiveLearningPlanner(BasePlanner):
         if v.pred.applied:
             steps = "; ".join(r.describe() for r in v.pred.applied)
             parts.append(f"Known pairwise reactions: {steps}.")
-            parts.append(f"Predicted phases at {cell.temperature_c:.0f} °C: {', '.join(sorted(v.pred.phase_set))}.")
+            parts.append(
+                f"Predicted phases at {cell.temperature_c:.0f} °C: {', '.join(sorted(v.pred.phase_set))}."
+            )
         if v.dg is not None:
             label = "remaining driving force ΔG′" if v.pred.applied else "driving force"
             parts.append(f"The {label} to the target is {v.dg * 1000:.0f} meV/atom.")
@@ -312,51 +337,72 @@ class ActiveLearningPlanner(BasePlanner):
         tuner = self._tuners[key]
         for o in self.observations:
             if o.cell.set_key == key:
-                tuner.register(o.cell.temperature_c, o.cell.dwell_min, o.cell.regrind_reheat, o.target_fraction)
+                tuner.register(
+                    o.cell.temperature_c, o.cell.dwell_min, o.cell.regrind_reheat, o.target_fraction
+                )
         return tuner
 
-    def _tuned_decision(self, best: Decision) -> Decision | None:
-        """Prefer a tuned recipe of a partly working set when nothing in the grid looks better."""
-        if not self._tuners or (best.success_probability or 0) >= 0.5:
-            return None
-        key, tuner = max(
+    def _expand(self) -> list[Cell]:
+        """With the grid used up, a partly working set still has continuous parameters to tune."""
+        if not self._tuners:
+            return []
+        key, tuner = self._best_tuner()
+        for _ in range(3):
+            if tuner.n_suggested >= tuner.budget:
+                return []
+            cell = self._tuned_cell(key, tuner)
+            if cell is not None:
+                return [cell]
+        return []
+
+    def _best_tuner(self):
+        return max(
             self._tuners.items(),
             key=lambda kv: max(o.target_fraction for o in self.observations if o.cell.set_key == kv[0]),
         )
-        if tuner.n_suggested >= tuner.budget:
-            return None
+
+    def _tuned_cell(self, key, tuner) -> Cell | None:
         suggestion = tuner.suggest()
         if suggestion is None:
             return None
         temperature, dwell, regrind = suggestion
         template = next(c for c in self.cells if c.set_key == key)
         cell = Cell(template.candidate, temperature, dwell, regrind)
-        if cell.key in self.tested or cell.key in {c.key for c in self.pending.values()}:
+        if cell.key in self._by_key:
             return None
         self.cells.append(cell)
         self._by_key[cell.key] = cell
         self._tiebreak[cell.key] = float(self.rng.random())
+        self._tuned_keys.add(cell.key)
+        return cell
+
+    def _tuned_decision(self, best: Decision) -> Decision | None:
+        """Prefer a tuned recipe of a partly working set when nothing in the grid looks better."""
+        if best.cell.key in self._tuned_keys:
+            return self._explain_tuned(best)
+        if not self._tuners or (best.success_probability or 0) >= 0.5:
+            return None
+        key, tuner = self._best_tuner()
+        if tuner.n_suggested >= tuner.budget:
+            return None
+        cell = self._tuned_cell(key, tuner)
+        if cell is None:
+            return None
+        return self._explain_tuned(Decision(cell=cell, why="", success_probability=best.success_probability))
+
+    def _explain_tuned(self, d: Decision) -> Decision:
+        cell = d.cell
+        key = cell.set_key
+        tuner = self._tuners[key]
         best_frac = max(o.target_fraction for o in self.observations if o.cell.set_key == key)
         why = (
-            f"This set reached {best_frac:.2f} target fraction (partial yield), and no untested grid cell has "
-            f"P(success) ≥ 0.5 (best {best.success_probability:.2f}); Bayesian optimisation of temperature, "
-            f"dwell and regrind-and-reheat proposes this recipe ({tuner.n_suggested}/{tuner.budget})."
+            f"This set reached {best_frac:.2f} target fraction (partial yield) and no untested grid cell looks "
+            f"likely to succeed; Bayesian optimisation of temperature, dwell and regrind-and-reheat "
+            f"proposes this recipe ({tuner.n_suggested}/{tuner.budget})."
         )
-        return Decision(cell=cell, why=why, expected_yield=best_frac, success_probability=None)
+        return Decision(cell=cell, why=why, expected_yield=best_frac, uncertainty=d.uncertainty)
 
 
 def _phi(x: float) -> float:
     """Standard normal CDF (math.erf: scipy's is slow for scalars)."""
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def _melting_point_k(formula: str) -> float | None:
-    try:
-        from labos.models.thermo.properties import melting_point_k
-    except ImportError:
-        return None
-    try:
-        value = melting_point_k(formula)
-    except Exception:  # unknown phase: no melting point
-        return None
-    return float(value) if value else None

@@ -56,9 +56,14 @@ class Arrows3Planner(BasePlanner):
                 best = min(scored, key=lambda k: (scored[k][1], scored[k][0], *scored[k][2:4]))
                 self._queue = sorted(by_set[best], key=lambda c: c.temperature_c)
                 self._current = best
-                rank = sorted(scored, key=lambda k: (scored[k][1], scored[k][0], *scored[k][2:4])).index(best) + 1
+                rank = (
+                    sorted(scored, key=lambda k: (scored[k][1], scored[k][0], *scored[k][2:4])).index(best)
+                    + 1
+                )
                 self._why = f"Set ranked {rank} of {len(scored)}: {scored[best][4]}. Testing its temperature ladder (ascending)."
             cell = self._queue.pop(0)
             pool.pop(cell.key)
-            out.append(Decision(cell=cell, why=self._why, intermediates=sorted(self.predict_cell(cell).phase_set)))
+            out.append(
+                Decision(cell=cell, why=self._why, intermediates=sorted(self.predict_cell(cell).phase_set))
+            )
         return out

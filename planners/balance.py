@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-
 from labos.planners.chemistry import BYPRODUCT_GASES, composition, elements
 
 # Atmospheres in which the sample may take up oxygen (in the others O2 can only be released).
@@ -153,7 +152,9 @@ def balance_any(
     target = composition(product)
     if not set(target) - {"O"} <= system:
         return None
-    gases = _independent(tuple(_eligible_gases(system | frozenset(target))), tuple(sorted(system | set(target))))
+    gases = _independent(
+        tuple(_eligible_gases(system | frozenset(target))), tuple(sorted(system | set(target)))
+    )
     order = sorted(system | frozenset(target) | {e for g in gases for e in elements(g)})
     index = {el: i for i, el in enumerate(order)}
     cols = [*reactants, *gases]
@@ -186,7 +187,9 @@ def balance_any(
     bounds = [(floor, None)] * len(reactants) + [(None, None)] * len(gases)
     if atmosphere not in OXIDISING and "O2" in gases:
         bounds[len(reactants) + list(gases).index("O2")] = (0, None)
-    res = linprog(np.r_[np.ones(len(reactants)), np.zeros(len(gases))], A_eq=a, b_eq=t, bounds=bounds, method="highs")
+    res = linprog(
+        np.r_[np.ones(len(reactants)), np.zeros(len(gases))], A_eq=a, b_eq=t, bounds=bounds, method="highs"
+    )
     if res.status != 0:
         return None
     x = res.x

@@ -14,9 +14,6 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
-
-from labos.domain import DEFAULT_FURNACE_MAX_C, Outcome, Precursor, Target
-from labos.errors import FormulaError
 from labos.planners.candidates import DEFAULT_BATCH_MG, CandidateSet, enumerate_sets, make_candidate, set_key
 from labos.planners.chemistry import canonical, n_atoms, same_phase
 from labos.planners.energies import ThermoView
@@ -24,7 +21,11 @@ from labos.planners.errors import PlannerError, PlannerExhaustedError, UnknownPh
 from labos.planners.pairwise import Prediction, analyse, predict
 from labos.planners.proposal import DEFAULT_DWELL_MIN, Proposal, build_recipe
 
+from labos.domain import DEFAULT_FURNACE_MAX_C, Outcome, Precursor, Target
+from labos.errors import FormulaError
+
 DEFAULT_LADDER_C: tuple[float, ...] = (600.0, 700.0, 800.0, 900.0, 1000.0)
+LITERATURE_STEP_C = 25.0  # literature temperatures are rounded to this step
 NO_PRIORS_FLAG = "no literature priors available: ranking uses thermodynamics alone"
 NO_THERMO_FLAG = "no thermodynamic data: energies unavailable, ranking uses literature priors/order only"
 
@@ -131,7 +132,9 @@ class BasePlanner:
         if not self.cells:
             raise PlannerError(f"the search space for {self.target} is empty")
         self._by_key: dict[tuple[Any, ...], Cell] = {c.key: c for c in self.cells}
-        self._tiebreak = {c.key: float(v) for c, v in zip(self.cells, self.rng.random(len(self.cells)), strict=True)}
+        self._tiebreak = {
+            c.key: float(v) for c, v in zip(self.cells, self.rng.random(len(self.cells)), strict=True)
+        }
         self.thermo.note_phases({p for c in self.cells for p in c.set_key} | {self.target_key})
         self.observations: list[Observation] = []
         self.tested: dict[tuple[Any, ...], Observation] = {}
@@ -169,8 +172,28 @@ class BasePlanner:
         temps = sorted({float(t) for t in (temperatures_c or self._ladder())})
         bad = [t for t in temps if t > self.furnace_max_c or t < 20]
         if bad:
-            raise PlannerError(f"temperatures {bad} °C are outside 20–{self.furnace_max_c:.0f} °C (furnace rating)")
-        return [Cell(c, t, self.default_dwell_min) for c in candidates for t in temps]
+            raise PlannerError(
+                f"temperatures {bad} °C are outside 20–{self.furnace_max_c:.0f} °C (furnace rating)"
+            )
+        cells = [Cell(c, t, self.default_dwell_min) for c in candidates for t in temps]
+        if self.priors is not None and temperatures_c is None:
+            cells += self._literature_cells(candidates, temps)
+        return cells
+
+    def _literature_cells(self, candidates: list[CandidateSet], ladder: list[float]) -> list[Cell]:
+        """Each set also at the temperature and dwell the literature model predicts for it."""
+        try:
+            preds = self.priors.predict_conditions_many(self.target, [list(c.precursors) for c in candidates])
+        except Exception as exc:  # the priors are advisory: planning goes on without them
+            self.flags.append(f"literature temperature model failed ({exc})")
+            return []
+        out = []
+        for cand, pred in zip(candidates, preds, strict=True):
+            t = round(float(pred.temperature_c) / LITERATURE_STEP_C) * LITERATURE_STEP_C
+            dwell = min(max(round(float(pred.dwell_h) * 2) / 2, 1.0), 12.0) * 60.0
+            if min(ladder) <= t <= self.furnace_max_c and t not in ladder:
+                out.append(Cell(cand, float(t), dwell))
+        return out
 
     # ------------------------------------------------------------------ shared numbers
 
@@ -212,11 +235,15 @@ class BasePlanner:
             return self.reaction_energy(cell)
         tk = cell.temperature_c + 273.15
         g = self.thermo.g_per_fu
-        state = sum(n * g(p, tk) for p, n in pred.phases.items()) + sum(n * g(x, tk) for x, n in pred.gases.items())
+        state = sum(n * g(p, tk) for p, n in pred.phases.items()) + sum(
+            n * g(x, tk) for x, n in pred.gases.items()
+        )
         final = g(self.target_key, tk) + sum(c * g(x, tk) for x, c in rxn.gases.items())
         return (final - state) / n_atoms(self.target_key)
 
-    def failed_with(self, cell: Cell, pred: Prediction | None = None, below: float = 0.05) -> Observation | None:
+    def failed_with(
+        self, cell: Cell, pred: Prediction | None = None, below: float = 0.05
+    ) -> Observation | None:
         """A failed experiment (target < ``below``) at ≥ T whose phases contain this cell's intermediates."""
         pred = pred or self.predict_cell(cell)
         phases = pred.phase_set - {self.target_key}
@@ -246,7 +273,7 @@ class BasePlanner:
         """``n`` different experiments to run at once (one per free furnace)."""
         if n < 1:
             raise PlannerError(f"ask_batch needs n >= 1, got {n}")
-        available = self.untested()
+        available = self.untested() or self._expand()
         if not available:
             raise PlannerExhaustedError(
                 f"every candidate for {self.target} has been proposed ({len(self.cells)} cells, "
@@ -266,12 +293,18 @@ class BasePlanner:
         return self._record(cell, outcome)
 
     def observe(
-        self, precursors: Sequence[str], temperature_c: float, outcome: Outcome, dwell_min: float | None = None
+        self,
+        precursors: Sequence[str],
+        temperature_c: float,
+        outcome: Outcome,
+        dwell_min: float | None = None,
     ) -> Observation:
         """Learn from an experiment the planner did not propose (operator recipe, earlier campaign)."""
         return self._record(self.cell_for(precursors, temperature_c, dwell_min), outcome)
 
-    def cell_for(self, precursors: Sequence[str], temperature_c: float, dwell_min: float | None = None) -> Cell:
+    def cell_for(
+        self, precursors: Sequence[str], temperature_c: float, dwell_min: float | None = None
+    ) -> Cell:
         """The cell for these precursors and temperature (added to the space if it is new)."""
         key = set_key(precursors)
         dwell = self.default_dwell_min if dwell_min is None else float(dwell_min)
@@ -340,23 +373,33 @@ class BasePlanner:
     def _learn(self, obs: Observation) -> None:
         """Default: no learning."""
 
+    def _expand(self) -> list[Cell]:
+        """New cells once the space is used up (continuous tuning); default: none."""
+        return []
+
     def _analyse(self, obs: Observation):
         """Retro-analysis of one result into the pairwise store (for the learning planners)."""
-        return analyse(self.store, obs.cell.set_key, obs.cell.temperature_c, obs.phases, evidence=obs.experiment_id)
+        return analyse(
+            self.store, obs.cell.set_key, obs.cell.temperature_c, obs.phases, evidence=obs.experiment_id
+        )
 
     def _proposal(self, d: Decision) -> Proposal:
         cell = d.cell
         rxn = cell.candidate.reaction
         flags = list(dict.fromkeys([*self.flags, *d.flags]))
         if rxn is None:
-            flags.append(f"{' + '.join(cell.candidate.precursors)} cannot balance to {self.target}: equal masses")
+            flags.append(
+                f"{' + '.join(cell.candidate.precursors)} cannot balance to {self.target}: equal masses"
+            )
         elif not cell.candidate.unique:
             flags.append("interchangeable sources in the set: an even split was chosen for the masses")
         flags += self.energy_flags([self.target, *cell.set_key, *d.intermediates])
         dg = self.reaction_energy(cell)
         parts = [f"{self.name}: {cell.label()}."]
         if rxn is not None:
-            energy = f" (ΔG = {dg * 1000:.0f} meV/atom at {cell.temperature_c:.0f} °C)" if dg is not None else ""
+            energy = (
+                f" (ΔG = {dg * 1000:.0f} meV/atom at {cell.temperature_c:.0f} °C)" if dg is not None else ""
+            )
             parts.append(f"Overall: {rxn.equation}{energy}.")
         parts.append(d.why)
         parts.append(
@@ -382,7 +425,9 @@ class BasePlanner:
             dwell_min=cell.dwell_min,
             explanation=" ".join(p for p in parts if p),
             expected_yield=float(np.clip(d.expected_yield, 0, 1)),
-            success_probability=None if d.success_probability is None else float(np.clip(d.success_probability, 0, 1)),
+            success_probability=None
+            if d.success_probability is None
+            else float(np.clip(d.success_probability, 0, 1)),
             uncertainty=d.uncertainty,
             expected_reaction=rxn.equation if rxn is not None else None,
             expected_intermediates=list(d.intermediates),

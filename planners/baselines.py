@@ -11,9 +11,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
-
 from labos.planners.base import BasePlanner, Cell, Decision, Observation
+from scipy.stats import norm
 
 
 class RandomPlanner(BasePlanner):
@@ -22,7 +21,8 @@ class RandomPlanner(BasePlanner):
     def _choose(self, available: list[Cell], n: int) -> list[Decision]:
         order = sorted(available, key=lambda c: self._tiebreak[c.key])
         return [
-            Decision(cell=c, why="Chosen uniformly at random (baseline).", expected_yield=0.0) for c in order[:n]
+            Decision(cell=c, why="Chosen uniformly at random (baseline).", expected_yield=0.0)
+            for c in order[:n]
         ]
 
 

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from labos.domain import Precursor
 from labos.planners.balance import Balanced, balance, balance_any
 from labos.planners.chemistry import VOLATILE_ELEMENTS, canonical, elements, molar_mass, nonvolatile
 from labos.planners.errors import InfeasibleTargetError
+
+from labos.domain import Precursor
 
 DEFAULT_BATCH_MG = 1500.0
 
@@ -59,9 +60,7 @@ def masses_for(reaction: Balanced, target: str, batch_mg: float, purity: dict[st
     """mg of each reactant for ``batch_mg`` of target (coefficients are per formula unit of target)."""
     mmol = batch_mg / molar_mass(target) / reaction.products.get(target, 1.0)
     purity = purity or {}
-    return {
-        p: round(c * mmol * molar_mass(p) / purity.get(p, 1.0), 2) for p, c in reaction.reactants.items()
-    }
+    return {p: round(c * mmol * molar_mass(p) / purity.get(p, 1.0), 2) for p, c in reaction.reactants.items()}
 
 
 def make_candidate(

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from labos.planners.chemistry import canonical, composition, elements, is_gas, n_atoms
 
 from labos.errors import LabosError
-from labos.planners.chemistry import canonical, composition, elements, is_gas, n_atoms
 
 # Partial-pressure reference states are the thermo package's business; the planner only asks.
 ESTIMATE_FLOOR_EV_PER_ATOM = 0.0
@@ -33,7 +33,9 @@ class ThermoLike(Protocol):
 
     def has(self, formula: str) -> bool: ...
 
-    def gibbs_formation_per_atom(self, formula: str, temperature_k: float, atmosphere: str = "air") -> float: ...
+    def gibbs_formation_per_atom(
+        self, formula: str, temperature_k: float, atmosphere: str = "air"
+    ) -> float: ...
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-
 from labos.planners.balance import balance
 from labos.planners.chemistry import canonical, is_gas, n_atoms, nonvolatile, weight_to_mole_fractions
 
@@ -40,13 +39,18 @@ class PairRecord:
     ambiguous: bool = False  # only ever seen as one of several possible explanations
     evidence: list[str] = field(default_factory=list)  # experiment ids
     source: str = "observed"
+    max_fraction: dict[str, float] = field(default_factory=dict)  # highest weight fraction seen per product
 
     @property
     def key(self) -> str:
         return "+".join(self.reactants)
 
     def reacts_at(self, temperature_c: float) -> bool:
-        return bool(self.products) and self.t_react_min_c is not None and temperature_c >= self.t_react_min_c - 1e-6
+        return (
+            bool(self.products)
+            and self.t_react_min_c is not None
+            and temperature_c >= self.t_react_min_c - 1e-6
+        )
 
     def inert_at(self, temperature_c: float) -> bool:
         return self.t_inert_max_c is not None and temperature_c <= self.t_inert_max_c + 1e-6
@@ -61,6 +65,7 @@ class PairRecord:
             "ambiguous": self.ambiguous,
             "evidence": list(self.evidence),
             "source": self.source,
+            "max_fraction": dict(self.max_fraction),
         }
 
     @classmethod
@@ -74,6 +79,7 @@ class PairRecord:
             ambiguous=bool(data.get("ambiguous", False)),
             evidence=list(data.get("evidence") or []),
             source=data.get("source", "observed"),
+            max_fraction={canonical(k): float(v) for k, v in (data.get("max_fraction") or {}).items()},
         )
 
     def describe(self) -> str:
@@ -122,7 +128,11 @@ class PairwiseStore:
             return None
         if rec.reacts_at(temperature_c):
             return rec
-        if extrapolate_c > 0 and temperature_c >= rec.t_react_min_c - extrapolate_c and not rec.inert_at(temperature_c):
+        if (
+            extrapolate_c > 0
+            and temperature_c >= rec.t_react_min_c - extrapolate_c
+            and not rec.inert_at(temperature_c)
+        ):
             return rec
         return None
 
@@ -177,8 +187,12 @@ class PairwiseStore:
         temperature_c: float,
         evidence: str | None = None,
         ambiguous: bool = False,
+        fractions: dict[str, float] | None = None,
     ) -> None:
         rec = self._records.get(pair) or PairRecord(reactants=pair, atmosphere=self.atmosphere)
+        for p, w in (fractions or {}).items():
+            key = canonical(p)
+            rec.max_fraction[key] = max(rec.max_fraction.get(key, 0.0), float(w))
         prods = {canonical(p): float(v) for p, v in products.items() if v > 0}
         if rec.products and not rec.ambiguous and ambiguous:
             pass  # a unique explanation already stands; a vague one does not overwrite it
@@ -203,7 +217,13 @@ class PairwiseStore:
             if rec.t_inert_max_c is not None:
                 self.record_inert(rec.reactants, rec.t_inert_max_c)
             if rec.products and rec.t_react_min_c is not None:
-                self.record_reaction(rec.reactants, rec.products, rec.t_react_min_c, ambiguous=rec.ambiguous)
+                self.record_reaction(
+                    rec.reactants,
+                    rec.products,
+                    rec.t_react_min_c,
+                    ambiguous=rec.ambiguous,
+                    fractions=rec.max_fraction,
+                )
             mine = self._records[rec.reactants]
             for e in rec.evidence:
                 if e not in mine.evidence:
@@ -214,7 +234,9 @@ class PairwiseStore:
 
     @classmethod
     def from_dicts(cls, rows: Iterable[dict[str, Any]], atmosphere: str = "air") -> PairwiseStore:
-        return cls(atmosphere, [PairRecord.from_dict(r) for r in rows if r.get("atmosphere", "air") == atmosphere])
+        return cls(
+            atmosphere, [PairRecord.from_dict(r) for r in rows if r.get("atmosphere", "air") == atmosphere]
+        )
 
 
 # ---------------------------------------------------------------------- predicting intermediates
@@ -289,7 +311,9 @@ def predict(
                     options.append((rec.t_react_min_c or 0.0, combo, rec))
         if not options:
             break
-        options.sort(key=lambda o: (o[0], o[2].ambiguous, o[1]))
+        # lowest onset first; at the same onset a pair reaction before a single decomposition (a
+        # decomposition seen beside a pair product was partial), then unambiguous ones
+        options.sort(key=lambda o: (o[0], len(o[1]) == 1, o[2].ambiguous, o[1]))
         _, combo, rec = options[0]
         if _apply(phases, rec, store.atmosphere, gases):
             applied.append(rec)
@@ -319,7 +343,10 @@ class Analysis:
     """What one experiment taught: inert pairs, explained reactions, phases left unexplained."""
 
     inert: list[Pair] = field(default_factory=list)
-    reactions: list[tuple[Pair, dict[str, float], bool]] = field(default_factory=list)  # pair, products, ambiguous
+    reactions: list[tuple[Pair, dict[str, float], bool]] = field(
+        default_factory=list
+    )  # pair, products, ambiguous
+    fractions: dict[str, float] = field(default_factory=dict)  # observed weight fractions
     unexplained: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -368,7 +395,7 @@ def analyse(
     before = predict(store, dict.fromkeys(start, 1.0), temperature_c)
     expected = set(before.phase_set) | set(start)
     present = sorted(obs)
-    result = Analysis()
+    result = Analysis(fractions=obs)
     atom_share = weight_to_mole_fractions(obs)
     new = [p for p in present if p not in expected]
     consumed = sorted(p for p in expected if p not in obs) or sorted(expected)
@@ -402,5 +429,7 @@ def analyse(
         for pair in result.inert:
             store.record_inert(pair, temperature_c, evidence)
         for pair, prods, amb in result.reactions:
-            store.record_reaction(pair, prods, temperature_c, evidence, ambiguous=amb)
+            store.record_reaction(
+                pair, prods, temperature_c, evidence, ambiguous=amb, fractions={p: obs[p] for p in prods}
+            )
     return result

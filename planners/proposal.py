@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from labos.planners.candidates import CandidateSet
 from pydantic import BaseModel, ConfigDict, Field
 
 from labos.domain import (
@@ -15,7 +16,6 @@ from labos.domain import (
     XRDStep,
     new_id,
 )
-from labos.planners.candidates import CandidateSet
 
 DEFAULT_DWELL_MIN = 240.0
 DEFAULT_RAMP_C_PER_MIN = 10.0

@@ -24,16 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from labos.planners.candidates import set_key
+from labos.planners.chemistry import canonical
+from labos.planners.errors import ReplayFormatError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from labos.domain import Outcome, PhaseResult
 from labos.errors import FormulaError
-from labos.planners.candidates import set_key
-from labos.planners.chemistry import canonical
-from labos.planners.errors import ReplayFormatError
 
 BUDGETS = (10, 20, 50)
-_ATMOSPHERES = {"air": "air", "o2": "O2", "oxygen": "O2", "n2": "N2", "nitrogen": "N2", "ar": "Ar", "argon": "Ar"}
+_ATMOSPHERES = {
+    "air": "air",
+    "o2": "O2",
+    "oxygen": "O2",
+    "n2": "N2",
+    "nitrogen": "N2",
+    "ar": "Ar",
+    "argon": "Ar",
+}
 
 
 class ReplaySuccess(BaseModel):
@@ -95,7 +103,9 @@ class ReplayDataset(BaseModel):
         try:
             return _ATMOSPHERES[v.strip().lower()]
         except KeyError:
-            raise ValueError(f"atmosphere {v!r} is not one of {', '.join(sorted(set(_ATMOSPHERES.values())))}") from None
+            raise ValueError(
+                f"atmosphere {v!r} is not one of {', '.join(sorted(set(_ATMOSPHERES.values())))}"
+            ) from None
 
 
 def load_replay(source: str | Path | dict[str, Any]) -> ReplayDataset:
@@ -113,7 +123,9 @@ def load_replay(source: str | Path | dict[str, Any]) -> ReplayDataset:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReplayFormatError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ReplayFormatError(f"{where}: the top level must be a JSON object with 'target' and 'experiments'")
+        raise ReplayFormatError(
+            f"{where}: the top level must be a JSON object with 'target' and 'experiments'"
+        )
     try:
         return ReplayDataset.model_validate(data)
     except ValidationError as exc:
@@ -149,7 +161,9 @@ class ReplayOracle:
             key = (set_key(exp.precursors), round(float(exp.temperature_c), 1))
             products, percent = _normalise(exp.products)
             if percent:
-                self.notes.append(f"{'+'.join(exp.precursors)} at {exp.temperature_c} °C: fractions read as percent")
+                self.notes.append(
+                    f"{'+'.join(exp.precursors)} at {exp.temperature_c} °C: fractions read as percent"
+                )
             cells.setdefault(key, []).append(products)
             names.setdefault(key, list(exp.precursors))
         self.cells: dict[tuple[tuple[str, ...], float], dict[str, float]] = {}
@@ -184,7 +198,9 @@ class ReplayOracle:
         frac = phases.get(self.target_key, 0.0)
         return Outcome(
             experiment_id=experiment_id,
-            phases=[PhaseResult(phase_id=p, formula=p, weight_fraction=min(w, 1.0)) for p, w in phases.items()],
+            phases=[
+                PhaseResult(phase_id=p, formula=p, weight_fraction=min(w, 1.0)) for p, w in phases.items()
+            ],
             target_formula=self.dataset.target,
             target_fraction=min(frac, 1.0),
             success=frac >= self.threshold - 1e-9,
@@ -254,7 +270,13 @@ def run_one(
                 found.append(count)
         if wanted == 0 and count >= limit:
             break
-    return {"seed": seed, "successes_at": found, "experiments": count, "seconds": spent, "fractions": fractions}
+    return {
+        "seed": seed,
+        "successes_at": found,
+        "experiments": count,
+        "seconds": spent,
+        "fractions": fractions,
+    }
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from labos.planners.pairwise import PairRecord, PairwiseStore
 from sqlalchemy import JSON, Boolean, Float, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from labos.db.base import Base, utcnow
-from labos.planners.pairwise import PairRecord, PairwiseStore
 
 
 class PairwiseReactionRow(Base):

@@ -30,7 +30,7 @@ class RecipeTuner:
             pbounds=self.bounds,
             random_state=seed,
             verbose=0,
-            acquisition_function=acquisition.ExpectedImprovement(xi=0.01, random_state=seed),
+            acquisition_function=acquisition.ExpectedImprovement(xi=0.01),
             allow_duplicate_points=True,
         )
         self._seen: set[tuple[float, float, bool]] = set()

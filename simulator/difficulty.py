@@ -71,9 +71,7 @@ class TargetGrid:
         return max(cols) / len(self.sets)
 
     def per_temperature(self) -> dict[str, int]:
-        return {
-            f"{t:g}": sum(row[j] for row in self.success) for j, t in enumerate(self.temperatures_c)
-        }
+        return {f"{t:g}": sum(row[j] for row in self.success) for j, t in enumerate(self.temperatures_c)}
 
 
 def target_grid(

@@ -9,27 +9,44 @@ fractions (:class:`TrueOutcome`). The model, step by step over the heating progr
 1. **Dosing and mixing.** Each dosed mass gets a relative weighing error (hidden σ, 0.3–1.2 %).
    A hidden share (1–5 % on average, varying per synthesis) of each powder stays in agglomerates
    that never touch the other powders: it can decompose or evaporate but not react with them.
+   Each shelf powder has a hidden reactivity (particle size; log-normal, σ(ln k) = 2 at the
+   default difficulty); powder formed in the furnace is fine grained and reactive (×1.5–3).
 2. **Single-phase changes.** A phase that is unstable on its own in the atmosphere (carbonates,
    hydroxides, nitrates, hydrates, oxides that gain or lose oxygen) reacts by its most exergonic
    decomposition (O, C, H, N exchanged with O2, CO2, H2O, N2 at their partial pressures, so the
    decomposition temperature follows the atmosphere). It starts once the driving force exceeds a
    small hidden overshoot and follows contracting-volume kinetics; gas uptake (oxidation) also
    needs a Tammann-like onset.
-3. **Pairwise interface reactions.** Every pair of phases in contact can react once the temperature
-   approaches its onset, T_on = τ_pair·min(Tm_a, Tm_b) + δ_pair (Tammann's rule; τ and δ hidden per
-   pair). The product is the most exergonic pairwise reaction (interface LP, see
-   :mod:`.chemistry.equilibrium`); for a hidden share of pairs a kinetically preferred product that
-   keeps most of the driving force forms instead. Extent follows Ginstling–Brounshtein diffusion
-   kinetics with a hidden Arrhenius rate, split among a phase's neighbours by their volume shares.
-4. **Driving-force trap.** A reaction's rate is gated by its driving force: below a hidden threshold
-   (15–50 meV/atom, varying per pair) it stalls. An intermediate that leaves too little driving
-   force for the target's forming step therefore traps the synthesis at low yield — the central
-   failure mode of the A-Lab (Szymanski et al., Nature 2023).
-5. **Melting and volatility.** Above its melting point a phase is liquid: its reactions run ×20 and
-   it evaporates faster. Li, Na, K, Bi, Pb, Mo, V, … oxides evaporate above their onset
+3. **Pairwise interface reactions.** Every pair of phases in contact reacts to its most exergonic
+   pairwise product (interface LP, see :mod:`.chemistry.equilibrium`); for a hidden share of pairs
+   a kinetically preferred product that keeps most of the driving force forms instead. Extent
+   follows Ginstling–Brounshtein kinetics with two steps in series, 1/k = 1/k_diff + 1/k_int:
+   - diffusion through the product layer: Arrhenius (hidden Ea) from a Tammann onset
+     T_on = τ·Tm + δ (τ, δ hidden per pair), where Tm blends the lower reactant melting point with
+     that of the product layer the cations must cross (min(Tm_a, Tm_b)^(1−w)·Tm_prod^w, hidden w,
+     never below the reactant term); ×(Δg / 50 meV) up to ×3 (Wagner: flux ∝ driving force);
+     × the reactivity of the coarser powder; ×20 when a reactant is an ionic melt (a viscous
+     network-former melt such as B2O3 does not speed diffusion up);
+   - nucleation and growth of the product at the interface: classical nucleation theory,
+     k_int = 0.05/min · exp(−6·(Δg_t/Δg)²·1273 K/T), with a hidden per-pair trap driving force Δg_t
+     (25–45 meV/atom on average at the default difficulty) and Δg the driving force the pair adds
+     beyond its reactants' own decompositions.
+   The rate is split among a phase's neighbours by their volume shares.
+4. **Driving-force trap.** Because nucleation, not diffusion, limits a step with little driving
+   force, no furnace temperature rescues it: an intermediate that leaves too little driving force
+   for the target's forming step traps the synthesis at low yield — the central failure mode of
+   the A-Lab (Szymanski et al., Nature 2023). Which intermediates form depends on the precursors
+   (a carbonate reacts before or after it decomposes, an oxide before or after it oxidises, a
+   hydroxide or nitrate melts), so success needs the right precursors *and* enough heat.
+5. **Melting and volatility.** Above its melting point a phase is liquid: its reactions run faster
+   and it evaporates faster. Li, Na, K, Bi, Pb, Mo, V, … oxides evaporate above their onset
    (:mod:`.chemistry.volatility`); what a multi-cation phase leaves behind is re-equilibrated.
 6. **Output.** The phases of all agglomerates together, as weight fractions of the final solid,
    its mass, and notes. Mass balance: final = dosed − gases released + gases taken up − evaporated.
+
+``difficulty`` ("easy", "alab" — the default — or "hard"; :data:`.chemistry.hidden.DIFFICULTIES`)
+sets the ranges the hidden parameters are drawn from; ``labos bench sim-world --json`` measures the
+share of (precursor set, temperature) cells that succeed per target for each level.
 
 Everything is deterministic for (seed, inputs, replicate); thermodynamic results are cached per
 (reactants, 25 K temperature bucket, atmosphere) so a warm world answers in milliseconds.
@@ -73,6 +90,11 @@ MAX_STEP_K = 25.0
 MAX_DWELL_STEP_MIN = 20.0
 MIN_ACTIVE_K = 373.15  # nothing in the model moves below 100 °C
 LIQUID_RATE_FACTOR = 20.0
+#: Network-forming oxides: their melts are viscous (B2O3 ~10^3-10^5 Pa·s just above its melting point,
+#: against ~10^-2 Pa·s for ionic melts such as molten carbonates; Varshneya & Mauro, Fundamentals of
+#: Inorganic Glasses, 3rd ed. (2019), ch. on viscosity), so by Stokes–Einstein they do not speed up
+#: diffusion the way an ionic melt does.
+NETWORK_FORMERS = frozenset({"B", "Si", "Ge", "P"})
 SURFACE_EA_KJ = 150.0  # gas release / uptake at particle surfaces
 BULK_EA_KJ = 300.0  # single-phase changes that need bulk cation diffusion
 RELEASED_ELEMENTS = frozenset({"C", "H", "N"})
@@ -210,7 +232,8 @@ class World:
     thermodynamic data covers); ``thermo`` is a ``labos.models.thermo.ThermoDB`` (default:
     ``ThermoDB.default()``); ``structures`` maps phase names to pymatgen Structures for XRD;
     ``phases`` (optional) is the closed list of phases the world may form (the demo world uses
-    the phases it has structures for).
+    the phases it has structures for); ``difficulty`` is "easy", "alab" (default, A-Lab-like) or
+    "hard", or a custom :class:`~labos.simulator.chemistry.hidden.Difficulty`.
     """
 
     def __init__(
@@ -421,6 +444,11 @@ class World:
             for pool in pools:
                 self._step(pool, temperature_k, dt, run)
 
+    def _fluid(self, key: str, temperature_k: float) -> bool:
+        """Molten and fluid (an ionic melt, not a viscous network-former melt such as B2O3)."""
+        cations = make_phase(key).elements - set(OPEN_ELEMENT_GAS)
+        return self._liquid(key, temperature_k) and not cations <= NETWORK_FORMERS
+
     def _liquid(self, key: str, temperature_k: float) -> bool:
         tm = tabulated_melting_k(key)
         return tm is not None and temperature_k >= tm
@@ -504,7 +532,7 @@ class World:
         k = arrhenius(pp.k_onset, pp.ea_kj, onset_k, temperature_k) * run.batch_factor
         fresh = self._params.fresh_reactivity
         k *= min(pool.reactivity.get(a, fresh), pool.reactivity.get(b, fresh))
-        if self._liquid(a, temperature_k) or self._liquid(b, temperature_k):
+        if self._fluid(a, temperature_k) or self._fluid(b, temperature_k):
             k = max(k, pp.k_onset) * LIQUID_RATE_FACTOR
         return k
 

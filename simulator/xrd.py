@@ -55,7 +55,9 @@ class Instrument(BaseModel):
     W: float = _AERIS.W
     X: float = _AERIS.X
     Y: float = _AERIS.Y
-    asymmetry: float = Field(_AERIS.asymmetry, ge=0, le=0.5, description="axial divergence: split widths H(1 ± A/tan 2θ)")
+    asymmetry: float = Field(
+        _AERIS.asymmetry, ge=0, le=0.5, description="axial divergence: split widths H(1 ± A/tan 2θ)"
+    )
     mono_two_theta: float | None = None
     radius_mm: float = 145.0
     zero_shift: float = 0.0
@@ -111,7 +113,10 @@ class SimPhase(BaseModel):
     lattice_strain: float = Field(0.0, ge=-0.1, le=0.1, description="isotropic relative change of a, b, c")
     b_iso: float = Field(0.5, ge=0, le=5)
     intensity_jitter: float = Field(
-        0.0, ge=0, le=1, description="relative random error of each reflection's intensity (a structure model that "
+        0.0,
+        ge=0,
+        le=1,
+        description="relative random error of each reflection's intensity (a structure model that "
         "is not quite the sample's: site disorder, wrong B, extinction), drawn per pattern from the seed",
     )
 
@@ -129,7 +134,9 @@ def resolve_phase(key: Any, library=None):
     if isinstance(key, Structure):
         return _phase_for_structure(key)
     if not isinstance(key, str):
-        raise XRDSimulationError(f"a phase must be a name, a formula or a Structure, not {type(key).__name__}")
+        raise XRDSimulationError(
+            f"a phase must be a name, a formula or a Structure, not {type(key).__name__}"
+        )
     if isinstance(library, Mapping):  # name → pymatgen Structure (e.g. a World's structures)
         found = _find_in_structures(key, library)
         if found is not None:
@@ -157,9 +164,6 @@ def resolve_phase(key: Any, library=None):
     )
 
 
-_PHASES_BY_KEY: dict[str, Any] = {}
-
-
 def _find_in_structures(key: str, structures: Mapping[str, Any]):
     if key in structures:
         return _phase_for_structure(structures[key], key)
@@ -176,14 +180,9 @@ def _find_in_structures(key: str, structures: Mapping[str, Any]):
 
 
 def _phase_for_structure(structure, name: str | None = None):
-    from labos.models.xrd.crystal import CrystalPhase, _structure_key
+    from labos.models.xrd.crystal import phase_for
 
-    key = f"{name}:{_structure_key(structure)}"
-    phase = _PHASES_BY_KEY.get(key)
-    if phase is None:
-        phase = CrystalPhase.from_structure(structure, name, source="structure")
-        _PHASES_BY_KEY[key] = phase
-    return phase
+    return phase_for(structure, name)
 
 
 def _demo_structures() -> dict:

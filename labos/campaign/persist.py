@@ -47,15 +47,14 @@ def load_campaign(s: Session, campaign_id: str) -> CampaignRow:
 
 def config_of(row: CampaignRow) -> CampaignConfig:
     """The stored configuration; a campaign submitted from the console (targets and a budget) gets defaults."""
-    data = dict((row.config or {}).get("campaign") or {})
-    if not data:
+    stored = dict(row.config or {})
+    data = dict(stored.get("campaign") or {})
+    if not data:  # submitted elsewhere: targets from its rows, known settings from its config
         formulas = [t.formula for t in row.targets]
         if not formulas:
             raise LabosError(f"campaign {row.id} has no targets to work on")
-        budget = (row.config or {}).get("budget_per_target")
-        data = {"name": row.name, "targets": formulas}
-        if budget:
-            data["budget_per_target"] = int(budget)
+        data = {k: v for k, v in stored.items() if k in CampaignConfig.model_fields and v is not None}
+        data.update(name=row.name, targets=formulas)
     return CampaignConfig.model_validate(data)
 
 

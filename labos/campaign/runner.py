@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from labos.campaign.tracks import (
 )
 from labos.domain import Experiment, Outcome, Target, new_id, parse_formula
 from labos.errors import LabosError
+from labos.lab.events import emit
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,7 @@ class CampaignRunner:
         self.by_experiment: dict[str, TargetTrack] = {}
         self.seq = 0
         self.notes: list[str] = []
+        self._run_mins: list[float] = []  # programme lengths proposed so far (feeding pace)
 
     # ------------------------------------------------------------------ set-up
 
@@ -236,6 +239,16 @@ class CampaignRunner:
             cfgd["priors"] = self.priors_note
             row.config = cfgd
             row.status = "running"
+            emit(
+                s,
+                "campaign.started",
+                self.campaign_id,
+                lab_t=self.lab.now,
+                planner=self.cfg.planner,
+                targets=len(updates),
+                resumed=self.resumed,
+                priors=self.priors_note,
+            )
 
         self.store.run(fn)
 
@@ -344,6 +357,17 @@ class CampaignRunner:
                 if status in ("completed", "time_up"):
                     row = persist.load_campaign(s, self.campaign_id)
                     row.status = status
+                ts = self.tracks.values()
+                emit(
+                    s,
+                    "campaign.finished" if status in ("completed", "time_up") else "campaign.stopped",
+                    self.campaign_id,
+                    lab_t=end,
+                    status=status,
+                    wall_s=round(wall, 2),
+                    succeeded=sum(t.status == SUCCEEDED for t in ts),
+                    experiments=sum(t.used for t in ts),
+                )
 
             try:
                 self.store.run(fin)
@@ -434,7 +458,8 @@ class CampaignRunner:
 
         xrd_min = Diffraction.estimate_min(XRDStep().model_dump(), self.lab_cfg) + self.lab_cfg.timing.move
         n_xrd = max(1, len(self.lab_cfg.by_role("xrd")))
-        run_min = getattr(self, "_typical_run_min", 480.0)
+        recent = self._run_mins[-50:]
+        run_min = statistics.median(recent) if recent else 480.0
         pace = 0.9 * run_min * n_xrd / xrd_min / max(1, len(self.furnaces))
         return max(1.0, min(float(self.slots), pace))
 
@@ -495,7 +520,7 @@ class CampaignRunner:
             if now + (duration + MARGIN_MIN) * 60.0 > self.deadline_s:
                 track.planner.pending.pop(prop.id, None)
                 continue
-            self._typical_run_min = duration
+            self._run_mins.append(prop.recipe.heats[0].duration_min())
             exp_id = new_id("exp")
             rows.append(
                 CampaignDecisionRow(
@@ -651,6 +676,20 @@ class CampaignRunner:
     # ------------------------------------------------------------------ bookkeeping
 
     def _write_target(self, s, track: TargetTrack) -> None:
+        status = _db_status(track)
+        if status != track.written:
+            track.written = status
+            emit(
+                s,
+                "campaign.target",
+                self.campaign_id,
+                lab_t=self.lab.now,
+                target=track.formula,
+                status=status,
+                used=track.used,
+                best_fraction=round(track.best_fraction, 4),
+                reason=track.reason,
+            )
         persist.update_target(
             s,
             self.campaign_id,

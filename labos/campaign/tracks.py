@@ -38,6 +38,7 @@ class TargetTrack:
     best_experiment: str | None = None
     success_experiment: str | None = None
     space_exhausted: bool = False
+    written: str | None = None  # status last written to the target row (an event marks each change)
 
     @property
     def active(self) -> bool:

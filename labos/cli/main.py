@@ -46,7 +46,7 @@ for _name, _module in SUBCOMMANDS.items():
     app.add_typer(importlib.import_module(_module).app, name=_name)
 
 # Modules that only register ``labos bench ...`` commands on bench_app.
-BENCH_MODULES: list[str] = ["labos.cli.bench_drivers"]
+BENCH_MODULES: list[str] = ["labos.cli.bench_drivers", "labos.lab.bench"]
 for _module in BENCH_MODULES:
     importlib.import_module(_module)
 

@@ -15,7 +15,10 @@ import typer
 from labos.cli.bench import bench_app
 from labos.cli.common import console, emit_json, err_console, fail
 
-app = typer.Typer(help="Plan syntheses: precursor sets, masses, heating, with explanations.")
+app = typer.Typer(
+    help="Plan syntheses: precursor sets, masses, heating, with explanations.",
+    context_settings={"allow_interspersed_args": True},  # `labos plan TARGET --inventory ...`
+)
 
 INVENTORY_HELP = (
     "precursors on the shelf: comma-separated formulas (Li2CO3,MnO2), a file (.json list of formulas or "
@@ -86,9 +89,13 @@ def plan(
     target: Annotated[str, typer.Argument(help="target formula, e.g. LiMn2O4")],
     inventory: Annotated[str, typer.Option("--inventory", "-i", help=INVENTORY_HELP)],
     planner: Annotated[str, typer.Option(help="labos, arrows3, thermo, bo or random")] = "labos",
-    n: Annotated[int, typer.Option("-n", help="proposals to return (one per free furnace)", min=1, max=64)] = 1,
+    n: Annotated[
+        int, typer.Option("-n", help="proposals to return (one per free furnace)", min=1, max=64)
+    ] = 1,
     seed: Annotated[int, typer.Option(help="random seed (plans are deterministic per seed)")] = 0,
-    max_size: Annotated[int | None, typer.Option(help="largest precursor set (default: elements + 1)")] = None,
+    max_size: Annotated[
+        int | None, typer.Option(help="largest precursor set (default: elements + 1)")
+    ] = None,
     batch_mg: Annotated[float, typer.Option(help="mg of product per sample", min=10, max=50_000)] = 1500.0,
     temperatures: Annotated[str | None, typer.Option(help="°C ladder, comma separated")] = None,
     atmosphere: Annotated[str, typer.Option(help="air, O2, N2, Ar")] = "air",
@@ -156,9 +163,13 @@ def plan(
 @bench_app.command("replay")
 def bench_replay(
     dataset: Annotated[Path, typer.Argument(help="replay dataset (JSON, see labos.planners.replay)")],
-    planner: Annotated[str, typer.Option(help="a planner name, or 'all' (every planner and baseline)")] = "all",
+    planner: Annotated[
+        str, typer.Option(help="a planner name, or 'all' (every planner and baseline)")
+    ] = "all",
     seeds: Annotated[int, typer.Option(help="seeds per planner", min=1, max=10_000)] = 100,
-    noise: Annotated[float, typer.Option(help="energy noise for deterministic planners, eV/atom", min=0)] = 0.025,
+    noise: Annotated[
+        float, typer.Option(help="energy noise for deterministic planners, eV/atom", min=0)
+    ] = 0.025,
     batch: Annotated[int, typer.Option(help="experiments per ask (furnaces)", min=1, max=64)] = 1,
     thermo: Annotated[str, typer.Option(help="auto, mp, exp or none")] = "auto",
     priors: Annotated[bool, typer.Option("--priors/--no-priors", help="use the literature priors")] = True,
@@ -177,14 +188,16 @@ def bench_replay(
         data = load_replay(dataset)
         db, thermo_kind = load_thermo(thermo)
         lit, lit_note = load_priors(priors)
-        result = benchmark(data, names, seeds=seeds, thermo=db, priors=lit, energy_noise_ev=noise, batch=batch)
+        result = benchmark(
+            data, names, seeds=seeds, thermo=db, priors=lit, energy_noise_ev=noise, batch=batch
+        )
     except LabosError as exc:
         fail(str(exc))
     result["dataset"] = str(dataset)
     result["thermo_source"] = thermo_kind
     result["priors_note"] = lit_note
     base = result["random_expectation"]
-    for name, summary in result["planners"].items():
+    for summary in result["planners"].values():
         first = summary["first_success"]["median"]
         summary["first_success_vs_random"] = (
             None if first is None or base["first"] is None else round(first / base["first"], 3)
@@ -207,7 +220,9 @@ def bench_replay(
 
 @bench_app.command("priors")
 def bench_priors(
-    split_year: Annotated[int, typer.Option(help="train on papers up to this year, test on later ones")] = 2016,
+    split_year: Annotated[
+        int, typer.Option(help="train on papers up to this year, test on later ones")
+    ] = 2016,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Literature priors on a publication-year split: top-k exact match, temperature MAE vs baseline."""

@@ -27,7 +27,10 @@ def _guard(fn):
         fail(str(exc))
 
 
-def _world(seed: int, chemistry: str, target: str | None = None):
+DIFFICULTY_HELP = "easy, alab (A-Lab-like, the default) or hard"
+
+
+def _world(seed: int, chemistry: str, target: str | None = None, difficulty: str = "alab"):
     from labos.domain import parse_formula
     from labos.simulator.demo_chemistry import DEMO_TARGETS
     from labos.simulator.world import World
@@ -37,7 +40,9 @@ def _world(seed: int, chemistry: str, target: str | None = None):
     if chemistry == "auto":
         demo = target is not None and parse_formula(target) in {parse_formula(t) for t in DEMO_TARGETS}
         chemistry = "demo" if demo else "full"
-    return (World.demo(seed) if chemistry == "demo" else World(seed)), chemistry
+    if chemistry == "demo":
+        return World.demo(seed, difficulty=difficulty), chemistry
+    return World(seed, difficulty=difficulty), chemistry
 
 
 def _parse_masses(items: list[str]) -> dict[str, float]:
@@ -64,6 +69,7 @@ def synthesize(
     atmosphere: str = typer.Option("air", "--atmosphere", help="air, O2, N2, Ar, H2/Ar, vacuum"),
     seed: int = typer.Option(0, "--seed", help="world seed (hidden kinetics)"),
     chemistry: str = typer.Option("full", "--chemistry", help=CHEM_HELP),
+    difficulty: str = typer.Option("alab", "--difficulty", help=DIFFICULTY_HELP),
     replicate: int = typer.Option(0, "--replicate", help="repeat number (new weighing and mixing noise)"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -73,7 +79,7 @@ def synthesize(
     masses = _parse_masses(precursor)
 
     def run():
-        world, _ = _world(seed, chemistry)
+        world, _ = _world(seed, chemistry, difficulty=difficulty)
         heat = HeatStep(
             segments=[HeatSegment(ramp_c_per_min=ramp, target_c=temperature_c, dwell_min=dwell_min)],
             atmosphere=atmosphere,
@@ -97,6 +103,7 @@ def replay_dataset(
     out: Path = typer.Option(..., "--out", help="JSON file to write"),
     seed: int = typer.Option(0, "--seed", help="world seed (hidden kinetics)"),
     chemistry: str = typer.Option("auto", "--chemistry", help=CHEM_HELP),
+    difficulty: str = typer.Option("alab", "--difficulty", help=DIFFICULTY_HELP),
     temperatures: str = typer.Option(
         "600,700,800,900,1000,1100", "--temperatures", help="°C, comma separated"
     ),
@@ -114,7 +121,7 @@ def replay_dataset(
         fail(f"temperatures must be numbers separated by commas, got {temperatures!r}")
 
     def run():
-        world, chem = _world(seed, chemistry, target)
+        world, chem = _world(seed, chemistry, target, difficulty)
         if chem == "demo":
             from labos.simulator.demo_chemistry import demo_inventory
 
@@ -160,16 +167,43 @@ def targets(
 
 @bench_app.command("sim-world")
 def bench_sim_world(
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="world seed of the speed run"),
+    difficulty: str = typer.Option(
+        "alab", "--difficulty", help="difficulty levels to measure, comma separated (easy, alab, hard)"
+    ),
+    targets: int = typer.Option(58, "--targets", help="benchmark targets to measure (0: none)"),
+    target_seed: int = typer.Option(0, "--target-seed", help="seed of the benchmark target draw"),
+    world_seeds: str = typer.Option("0,1,2", "--world-seeds", help="world seeds, comma separated"),
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="also measure the demo targets"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Speed of the simulated chemistry: a demo replay grid run cold (empty caches) then warm.
-    Baseline: the cold run in the same invocation."""
+    """Speed and difficulty of the simulated chemistry.
+
+    Speed: a demo replay grid run cold (empty caches) then warm; baseline: the cold run in the same
+    invocation. Difficulty: for every target (demo targets with the demo world, ``--targets``
+    benchmark targets with the full world), the share of (balanced precursor set, temperature
+    600–1100 °C, 4 h) cells that succeed (target > 50 wt%), over ``--world-seeds``."""
+    from labos.simulator.chemistry.hidden import DIFFICULTIES
     from labos.simulator.demo_chemistry import DEMO_TARGETS, demo_inventory
+    from labos.simulator.difficulty import measure
     from labos.simulator.replay import export_replay, summarize
+    from labos.simulator.targets import benchmark_inventory, benchmark_targets
     from labos.simulator.world import World
 
-    world = World.demo(seed)
+    levels = [d.strip() for d in difficulty.split(",") if d.strip()]
+    bad = [d for d in levels if d not in DIFFICULTIES]
+    if not levels or bad:
+        fail(f"difficulty must be among {', '.join(DIFFICULTIES)}, got {difficulty!r}")
+    try:
+        seeds = [int(x) for x in world_seeds.split(",") if x.strip()]
+    except ValueError:
+        fail(f"world seeds must be integers separated by commas, got {world_seeds!r}")
+    if not seeds:
+        fail("give at least one world seed")
+    if targets < 0:
+        fail(f"number of targets must be 0 or more, got {targets}")
+
+    world = World.demo(seed, difficulty=levels[0])
     temps = (700.0, 900.0, 1100.0)
 
     def grid() -> tuple[float, int, dict]:
@@ -192,8 +226,37 @@ def bench_sim_world(
         "warm_ms_per_synthesis": 1e3 * warm_s / n,
         "warm_over_cold": warm_s / cold_s,
         "grid": stats,
+        "difficulty": {},
     }
+
+    def run_difficulty():
+        thermo = world.thermo
+        picks = benchmark_targets(targets, target_seed, thermo) if targets else []
+        inventory = benchmark_inventory(thermo)
+        for level in levels:
+            rep: dict = {}
+            if demo:
+                rep["demo"] = measure(
+                    lambda s, lv=level: World.demo(s, thermo, lv), DEMO_TARGETS, demo_inventory(), seeds
+                )
+            if picks:
+                rep["benchmark"] = measure(
+                    lambda s, lv=level: World(s, thermo=thermo, difficulty=lv), picks, inventory, seeds
+                ) | {"target_seed": target_seed}
+            out["difficulty"][level] = rep
+
+    _guard(run_difficulty)
     if json_out:
         emit_json(out)
         return
-    console.print(out)
+    console.print(
+        f"speed: {out['cold_ms_per_synthesis']:.1f} ms/synthesis cold, "
+        f"{out['warm_ms_per_synthesis']:.1f} ms warm ({n} syntheses)"
+    )
+    for level, rep in out["difficulty"].items():
+        for kind, r in rep.items():
+            console.print(f"[bold]{level} / {kind}[/]: {r['summary']}")
+            for t, d in r["targets"].items():
+                console.print(
+                    f"  {t:<12} {d['sets']:>2} sets  {100 * d['success_share']:5.1f} % cells  {d['bin']}"
+                )

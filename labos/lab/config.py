@@ -39,12 +39,12 @@ from labos.errors import ConfigError
 ROLES = ("doser", "furnace", "arm", "xrd", "mixer", "grinder", "door", "balance", "liquid_handler")
 
 # Driver kind (or a word in it) -> role, so common devices need no explicit ``lab.role``.
-_ROLE_HINTS = {
+_ROLE_HINTS = {  # most specific first: a "furnace_door" is a door
+    "door": "door",
     "doser": "doser",
     "quantos": "doser",
     "furnace": "furnace",
     "eurotherm": "furnace",
-    "door": "door",
     "arm": "arm",
     "robot": "arm",
     "xrd": "xrd",

@@ -76,10 +76,11 @@ class Engine:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.poll_s = poll_s if poll_s is not None else (1.0 if self.realtime else None)
         self.lease_s = lease_s
+        self.recheck_s = 1.0  # real time between looks for work handed back by others
         self.tick_s = tick_s
         self.thread_sleep_s = thread_sleep_s
         self.unload_below_c = unload_below_c
-        self.dispatcher = Dispatcher(store, cfg, self.worker_id)
+        self.dispatcher = Dispatcher(store, cfg, self.worker_id, persist_clock=not self.realtime)
         self.active: dict[str, simpy.Process] = {}
         self.outcome_callbacks: list[OutcomeCallback] = []
         self.crash_hook: Callable[[str, str, str], None] | None = None
@@ -154,6 +155,8 @@ class Engine:
     # ---- the dispatch loop
 
     def _loop(self):
+        poll = self.poll_s or 0.0
+        next_recheck = 0.0
         while True:
             t0 = time.perf_counter()
             idle = not self.active
@@ -172,13 +175,18 @@ class Engine:
             if dec.wake_at is not None:
                 waits.append(self.env.timeout(max(0.0, dec.wake_at - self.now)))
             if self.poll_s:
-                waits.append(self.env.timeout(self.poll_s))
+                # poll fast while work turns up, back off (up to 10x) while nothing does
+                poll = self.poll_s if dec.tasks or dec.runs else min(poll * 2, self.poll_s * 10)
+                waits.append(self.env.timeout(poll))
             yield self.env.any_of(waits)
             if self._kick.triggered:
                 self._kick = self.env.event()
-            else:  # woken by a timer or the poll: other processes may have answered something
+                poll = self.poll_s
+            elif time.monotonic() >= next_recheck or not self.realtime:
+                # woken by a timer or the poll: other processes may have answered something
                 self.dispatcher.esc_dirty = True
                 self.dispatcher.recheck = True
+                next_recheck = time.monotonic() + self.recheck_s
             yield self.env.timeout(0)  # let everything due at this instant finish first
 
     def _heartbeat(self) -> None:

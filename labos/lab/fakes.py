@@ -107,6 +107,40 @@ class Physics:
         return no_reaction(o["contents"], HeatStep(segments=[HeatSegment(ramp_c_per_min=1, target_c=25,
                                                                             dwell_min=0)]), "air")
 
+    def carry(self, source: str, destination: str) -> str:
+        """What an arm does: take the object at ``source`` (a fresh vial from ``vial_supply``) to
+        ``destination``; a vial put on a crucible rack is poured into a crucible there.
+        Raises ValueError when the move is physically impossible."""
+        if source == "vial_supply":
+            if self.at(destination) is not None:
+                raise ValueError(f"{destination} is occupied")
+            oid = self.new_object("vial")
+        else:
+            oid = self.at(source)
+            if oid is None:
+                raise ValueError(f"nothing to pick at {source}")
+            if self.at(destination) is not None:
+                raise ValueError(f"{destination} is occupied")
+            del self.state["at"][source]
+        self.state["at"][destination] = oid
+        o = self.obj(oid)
+        if o["container"] == "vial" and self.group_of(destination) in self.crucible_groups:
+            o["container"] = "crucible"
+        self.record("move", oid, source, destination)
+        self.save()
+        return oid
+
+    def heat(self, oid: str, heat: HeatStep, atmosphere: str, furnace: str, start_s: float) -> None:
+        """The object reacted in a furnace programme (products of a second heat start from the first)."""
+        o = self.obj(oid)
+        if o["phases"] is None:
+            o["phases"] = self.chemistry(dict(o["contents"]), heat, atmosphere)
+        else:
+            as_mg = {k: v * sum(o["contents"].values()) for k, v in o["phases"].items()}
+            o["phases"] = self.chemistry(as_mg, heat, atmosphere)
+        o["heats"].append([furnace, start_s, heat.max_temperature_c])
+        self.save()
+
     def remove(self, position: str) -> str | None:
         """An operator takes whatever is at ``position`` off the deck."""
         oid = self.state["at"].pop(position, None)
@@ -226,23 +260,11 @@ class FakeArm(_Fake):
 
     def move(self, source: str, destination: str) -> None:
         self._enter("move")
-        ph = self.physics
-        if source == "vial_supply":
-            oid = ph.new_object("vial")
-        else:
-            oid = ph.at(source)
-            if oid is None:
-                raise DeviceFault(f"nothing to pick at {source}", device=self.name, code="EMPTY_SOURCE")
-        if ph.at(destination) is not None:
-            raise DeviceFault(f"{destination} is occupied", device=self.name, code="COLLISION")
-        if source in ph.state["at"]:
-            del ph.state["at"][source]
-        ph.state["at"][destination] = oid
-        o = ph.obj(oid)
-        if o["container"] == "vial" and ph.group_of(destination) in ph.crucible_groups:
-            o["container"] = "crucible"  # the powder is poured into a fresh crucible
-        ph.record("move", oid, source, destination)
-        ph.save()
+        try:
+            self.physics.carry(source, destination)
+        except ValueError as exc:
+            code = "COLLISION" if "occupied" in str(exc) else "EMPTY_SOURCE"
+            raise DeviceFault(str(exc), device=self.name, code=code) from None
         self._exit("move")
 
 
@@ -334,20 +356,22 @@ class FakeFurnace(_Fake):
             return
         if not _profile(st["program"], (self.physics.now() - st["start"]) / 60)[2]:
             return
-        segs = [HeatSegment.model_validate(s) for s in st["program"]]
-        heat = HeatStep(segments=segs)
+        heat = recipe_heat([HeatSegment.model_validate(s) for s in st["program"]])
         for oid in st["load"]:
-            if oid not in [self.physics.at(p) for p in self.slots]:
-                continue
-            o = self.physics.obj(oid)
-            if o["phases"] is None:
-                o["phases"] = self.physics.chemistry(dict(o["contents"]), heat, self.atmosphere)
-            else:  # a second heat starts from the first one's products
-                as_mg = {k: v * sum(o["contents"].values()) for k, v in o["phases"].items()}
-                o["phases"] = self.physics.chemistry(as_mg, heat, self.atmosphere)
-            o["heats"].append([self.name, st["start"], max(s.target_c for s in segs)])
+            if oid in [self.physics.at(p) for p in self.slots]:
+                self.physics.heat(oid, heat, self.atmosphere, self.name, st["start"])
         st["applied"] = True
         self.physics.save()
+
+
+def recipe_heat(segments: list[HeatSegment]) -> HeatStep:
+    """The heat step a furnace programme came from: a last segment that only cools down (no
+    dwell, lower target) was added by the lab OS and becomes the cooling rate."""
+    segs = list(segments)
+    cool = 5.0
+    if len(segs) > 1 and segs[-1].dwell_min == 0 and segs[-1].target_c < segs[-2].target_c:
+        cool = segs.pop().ramp_c_per_min
+    return HeatStep(segments=segs, cool_c_per_min=cool)
 
 
 class FakeStation(_Fake):

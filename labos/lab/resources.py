@@ -125,27 +125,27 @@ SLOTS_PER_SET = 8  # free slots read per slot set (a group on one device): enoug
 
 
 def free_rows(session: Session, store, cfg: LabConfig | None = None) -> list[Free]:
-    """Free devices (row-locked on PostgreSQL) and a few free slots of every slot set.
+    """Free devices and a few free slots of every slot set, in one query.
 
-    Slots are not locked here: :func:`book` re-checks each one with a conditional update, so a
-    slot another worker booked meanwhile is simply not granted."""
+    Nothing is locked here: :func:`book` locks (SKIP LOCKED on PostgreSQL) and re-checks each
+    resource it grants, so one booked meanwhile by another worker is simply not granted."""
     dev = select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device).where(
         ResourceRow.kind == "device", ResourceRow.holder.is_(None), ResourceRow.state == "ok"
     )
-    out = [Free(*r) for r in session.execute(store.locked(dev))]
-    out += [Free(*r) for r in session.execute(_slot_query(cfg) if cfg is not None else _slot_window())]
-    return out
+    if cfg is None:
+        return [Free(*r) for r in session.execute(dev)] + [Free(*r) for r in session.execute(_slot_window())]
+    return [Free(*r) for r in session.execute(_slot_query(cfg, dev))]
 
 
 _SLOT_QUERIES: dict[int, Any] = {}
 
 
-def _slot_query(cfg: LabConfig):
-    """UNION ALL of one short indexed query per slot set (cached per configuration)."""
+def _slot_query(cfg: LabConfig, devices):
+    """Free devices UNION ALL one short indexed query per slot set (cached per configuration)."""
     key = id(cfg)
     stmt = _SLOT_QUERIES.get(key)
     if stmt is None:
-        parts = []
+        parts = [select(devices.subquery())]
         for g in cfg.all_groups():
             q = (
                 select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device)
@@ -156,7 +156,7 @@ def _slot_query(cfg: LabConfig):
                 .subquery()
             )
             parts.append(select(q))
-        stmt = union_all(*parts) if len(parts) > 1 else parts[0]
+        stmt = union_all(*parts) if len(parts) > 1 else devices
         _SLOT_QUERIES[key] = stmt
     return stmt
 
@@ -182,17 +182,14 @@ def book(session: Session, holder: str, names: list[str], now_s: float) -> bool:
     if not names:
         return True
     names = sorted(set(names))
-    if session.bind.dialect.name == "postgresql":
-        got = session.scalars(
-            select(ResourceRow.name)
-            .where(ResourceRow.name.in_(names), ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
-            .with_for_update(skip_locked=True)
-        ).all()
+    free = (ResourceRow.name.in_(names), ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
+    if session.bind.dialect.name == "postgresql":  # never wait for a row another worker is booking
+        got = session.scalars(select(ResourceRow.name).where(*free).with_for_update(skip_locked=True)).all()
         if len(got) != len(names):
             return False
     res = session.execute(
         update(ResourceRow)
-        .where(ResourceRow.name.in_(names), ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None))
+        .where(*free)
         .values(holder=holder, held_since_s=now_s, grants=ResourceRow.grants + 1)
         .execution_options(synchronize_session=False)
     )

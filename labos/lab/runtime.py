@@ -169,6 +169,24 @@ class Lab:
     def run(self, until: float | None = None) -> None:
         self.engine.run(until=until)
 
+    def run_until_settled(self, experiment_ids: list[str], *, check_every_s: float = 300.0,
+                          limit_s: float | None = None) -> dict[str, str]:
+        """Run (virtual or real time) until every given experiment has completed, failed, been
+        cancelled or waits for the operator, or ``limit_s`` lab seconds passed; returns their status."""
+        settled = {"completed", "failed", "cancelled", "waiting_operator"}
+        end = None if limit_s is None else self.now + limit_s
+
+        def watch():
+            while True:
+                statuses = {e: self.api.experiment_status(e) for e in experiment_ids}
+                if set(statuses.values()) <= settled or (end is not None and self.now >= end):
+                    return statuses
+                yield self.env.timeout(check_every_s)
+
+        self.engine.start()
+        proc = self.env.process(watch())
+        return self.env.run(until=proc)
+
     def process(self, generator) -> simpy.Process:
         """Run a generator (e.g. a campaign loop) as a process on the lab clock."""
         return self.env.process(generator)

@@ -83,8 +83,12 @@ class Candidate:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, cfg: LabConfig, worker_id: str, *, per_kind: int = 32):
+    def __init__(self, store: Store, cfg: LabConfig, worker_id: str, *, per_kind: int = 32,
+                 persist_clock: bool = True):
         self.store = store
+        # Virtual time is saved so a restarted simulation resumes at the same lab time; real
+        # time needs no saving (and several workers must not all write one row).
+        self.persist_clock = persist_clock
         self.cfg = cfg
         self.worker = worker_id
         self.per_kind = per_kind  # ready tasks considered per task kind and dispatch
@@ -102,11 +106,10 @@ class Dispatcher:
         out = Decisions()
         recheck = self.recheck
         if recheck or now - self._clock_saved >= 600.0:
-            st = self.store.state(s)
-            if st.clock_s < now:
-                st.clock_s = now
+            self._desired = self.store.desired(s)
+            if self.persist_clock:
+                self.store.save_clock(s, now)
             self._clock_saved = now
-            self._desired = st.desired
         out.desired = self._desired
         faults = self.cfg.faults
         if self.esc_dirty or (self._esc_due is not None and now >= self._esc_due):
@@ -218,6 +221,16 @@ class Dispatcher:
 
     def _candidates(self, s: Session) -> list[Candidate]:
         """The best few ready tasks of every kind (all ready furnace loads), best first."""
+        if self._cand_stmt is None and self.store.is_pg:
+            # the queue pattern: each worker locks a different top slice of the ready tasks
+            self._cand_stmt = (
+                select(TaskRow.id, TaskRow.kind, TaskRow.priority, TaskRow.ready_s, TaskRow.not_before_s,
+                       TaskRow.run_id, TaskRow.batch_key, TaskRow.params, TaskRow.experiment_id)
+                .where(TaskRow.status == "ready", TaskRow.kind != "heat")
+                .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id)
+                .limit(self.per_kind * 4)
+                .with_for_update(skip_locked=True)
+            )
         if self._cand_stmt is None:
             rn = (
                 func.row_number()
@@ -237,12 +250,8 @@ class Dispatcher:
     def _claim(self, s: Session, c: Candidate, chosen: dict[str, str], now: float) -> TaskInfo | None:
         """Book the chosen resources and mark the task running, both or neither.
 
-        On PostgreSQL the task row is locked first (SKIP LOCKED: another worker that is claiming it
-        wins); the conditional update on ``status = 'ready'`` is the final word everywhere."""
-        if self.store.is_pg and s.scalar(
-            select(TaskRow.id).where(TaskRow.id == c.id, TaskRow.status == "ready").with_for_update(skip_locked=True)
-        ) is None:
-            return None
+        On PostgreSQL the candidate rows were read ``FOR UPDATE SKIP LOCKED`` (no other worker is
+        looking at them); the conditional update on ``status = 'ready'`` is the final word."""
         if chosen and not book(s, c.id, list(chosen.values()), now):
             return None
         row = s.execute(

@@ -52,15 +52,18 @@ def pattern_writer(world=None, seed: int = 0):
     from labos.models.xrd.io import write_xrdml
     from labos.simulator.xrd import synthesize
 
-    counter = {"n": 0}
+    counter: dict[str, Any] = {"n": 0, "library": None}
 
     def write(phases: dict[str, float], out_dir: Path, sample_id: str) -> Path:
         counter["n"] += 1
-        keyed = dict(phases)
+        library = None
         if world is not None and world.structures:
-            keyed = world.require_structures(phases)
-            keyed = {keyed[name]: phases[name] for name in keyed}
-        pattern = synthesize(keyed, seed=seed + counter["n"])
+            if counter["library"] is None:
+                from labos.models.xrd.library import PhaseLibrary
+
+                counter["library"] = PhaseLibrary.from_structures(world.structures)
+            library = counter["library"]
+        pattern = synthesize(phases, seed=seed + counter["n"], library=library)
         return write_xrdml(pattern, out_dir / f"{sample_id}.xrdml", sample_id=sample_id)
 
     return write

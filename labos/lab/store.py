@@ -77,11 +77,14 @@ class Store:
         return row
 
     def save_clock(self, session: Session, now_s: float) -> None:
-        session.execute(
+        res = session.execute(
             update(LabStateRow)
             .where(LabStateRow.id == self.lab_id, LabStateRow.clock_s < now_s)
             .values(clock_s=now_s)
+            .execution_options(synchronize_session=False)
         )
+        if res.rowcount == 0 and session.get(LabStateRow, self.lab_id) is None:
+            self.state(session).clock_s = now_s
 
     def clock_s(self) -> float:
         """The latest lab time the database has seen (where a restarted virtual clock resumes)."""

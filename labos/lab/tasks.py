@@ -377,6 +377,12 @@ class Diffraction(Task):
                             expected_min=ctx.timing.xrd_overhead / 2, device=xname)
         yield from ctx.step("measure", lambda d: xrd.measure(sid, app), idempotent=True, device=xname)
         yield from ctx.wait(scan)
+        waited = 0.0
+        while not (yield from ctx.call(xrd.ready)):  # the instrument is idle again once the scan ended
+            if waited > max(60.0, 2 * scan):
+                break  # let wait_for_result time out with the device's own error
+            yield from ctx.wait(1.0)
+            waited += 1.0
         path = yield from self._result(ctx, xrd, sid, scan)
         yield from ctx.step(
             "result",
@@ -489,6 +495,24 @@ class Park(Task):
 
     def run(self, ctx: TaskContext) -> Gen:
         yield from self.move_in(ctx)
+
+
+@register_task
+class Hold(Task):
+    """Book resources for a while without touching a sample: ``params = {"devices": [names],
+    "roles": [roles], "groups": [position groups], "duration_min": m}`` (benchmarks, maintenance
+    windows, custom graphs)."""
+
+    kind = "hold"
+
+    def needs(self, params, cfg, run_furnace=None):
+        out = [Need(name=n) for n in params.get("devices", [])]
+        out += [Need(role=r, tag=f"role:{r}") for r in params.get("roles", [])]
+        out += [Need(group=g, tag=f"group:{g}") for g in params.get("groups", [])]
+        return out
+
+    def run(self, ctx: TaskContext) -> Gen:
+        yield from ctx.wait(float(ctx.task.params.get("duration_min", 0.0)))
 
 
 @register_task

@@ -6,7 +6,7 @@ executor, the recovery code and the operator's answers all move the lab through 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from labos.db.records import ExperimentRow, SampleRow
@@ -41,15 +41,19 @@ def finish_task(session: Session, task, now_s: float, result: dict | None = None
     succ = sorted(task.successors or [])
     became_ready: list[str] = []
     if succ:
-        session.execute(update(TaskRow).where(TaskRow.id.in_(succ)).values(pending=TaskRow.pending - 1)
-                        .execution_options(synchronize_session=False))
-        became_ready = list(session.scalars(
+        unblocked = and_(TaskRow.pending <= 1, TaskRow.status == "blocked")
+        rows = session.execute(
             update(TaskRow)
-            .where(TaskRow.id.in_(succ), TaskRow.pending <= 0, TaskRow.status == "blocked")
-            .values(status="ready", ready_s=now_s)
-            .returning(TaskRow.id)
+            .where(TaskRow.id.in_(succ))
+            .values(
+                pending=TaskRow.pending - 1,
+                status=case((unblocked, "ready"), else_=TaskRow.status),
+                ready_s=case((unblocked, now_s), else_=TaskRow.ready_s),
+            )
+            .returning(TaskRow.id, TaskRow.status, TaskRow.pending)
             .execution_options(synchronize_session=False)
-        ))
+        ).all()
+        became_ready = [i for i, st, pending in rows if st == "ready" and pending <= 0]
     else:  # only the end of a branch can end an experiment
         _maybe_complete_experiment(session, task.experiment_id, now_s)
     return became_ready

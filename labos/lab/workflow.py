@@ -65,7 +65,7 @@ def build_graph(exp: Experiment, cfg: LabConfig) -> nx.DiGraph:
             last = add(name("mix"), "mix", step.model_dump(mode="json"), last)
         elif isinstance(step, HeatStep):
             if not in_crucible:
-                last = add("transfer", "transfer", {}, last)
+                last = add(name("transfer"), "transfer", {}, last)
                 in_crucible = True
             key = profile_key(step)
             heat = step.model_dump(mode="json")
@@ -76,6 +76,7 @@ def build_graph(exp: Experiment, cfg: LabConfig) -> nx.DiGraph:
             last = add(f"unload{suffix}", "unload", {"heat_node": n}, last)
         elif isinstance(step, GrindStep):
             last = add(name("grind"), "grind", step.model_dump(mode="json"), last)
+            in_crucible = False  # a reheat pours the ground powder back into a crucible (frees the grinder)
         elif isinstance(step, XRDStep):
             x = add(name("xrd"), "xrd", step.model_dump(mode="json"), last)
             last_analyze = add(name("analyze"), "analyze", {"xrd_node": x}, x)

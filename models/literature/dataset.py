@@ -14,16 +14,20 @@ import hashlib
 import json
 import lzma
 import operator
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from labos.models.literature.years import doi_year
+
 from labos.config import get_settings
 from labos.errors import DataMissingError
-from labos.models.literature.years import doi_year
 
 DATASET = "literature/solid-state_dataset_2019-12-03.json.xz"
 # Not powders: gases and liquids that appear among "precursors".
+DOPANT_SHARE = 0.01
 NON_PRECURSORS = frozenset({"O2", "H2O", "CO2", "N2", "H2", "NH3", "Ar", "CO", "H2O2", "C2H5OH", "CH3OH"})
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -125,18 +129,36 @@ def reduced_formula(amounts: dict[str, float]) -> str:
     return _reduced(tuple(sorted((el, round(v, 4)) for el, v in amounts.items())))
 
 
+def _dopants(material: dict) -> list[str]:
+    from pymatgen.core import Element
+
+    out = []
+    for text in material.get("additives") or []:
+        for symbol in re.findall(r"[A-Z][a-z]?", str(text)):
+            if Element.is_valid_symbol(symbol) and symbol not in out:
+                out.append(symbol)
+    return out
+
+
 def _heating(operations: list[dict]) -> tuple[float | None, float | None, str | None]:
     best_t, best_time, atmosphere = None, None, None
     for op in operations or []:
         if op.get("type") != "HeatingOperation" or not op.get("conditions"):
             continue
         cond = op["conditions"]
-        temps = [v for t in cond.get("heating_temperature") or [] for v in (t.get("values") or [t.get("max_value")]) if v]
+        temps = [
+            v
+            for t in cond.get("heating_temperature") or []
+            for v in (t.get("values") or [t.get("max_value")])
+            if v
+        ]
         temps = [float(t) for t in temps if 100 <= float(t) <= 2500]
         if not temps:
             continue
         t = max(temps)
-        times = [v for x in cond.get("heating_time") or [] for v in (x.get("values") or [x.get("max_value")]) if v]
+        times = [
+            v for x in cond.get("heating_time") or [] for v in (x.get("values") or [x.get("max_value")]) if v
+        ]
         times = [float(x) for x in times if 0 < float(x) <= 500]
         if best_t is None or t > best_t:
             best_t = t
@@ -151,6 +173,10 @@ def parse_reaction(rx: dict) -> SynthesisRecord | None:
     amounts = material_amounts(rx.get("target") or {})
     if amounts is None:
         return None
+    total = sum(amounts.values())
+    for el in _dopants(rx.get("target") or {}):
+        # dopants ("Sr2P2O7:Eu2+") are real ingredients: 1 % of the atoms, so the recipe needs them
+        amounts.setdefault(el, DOPANT_SHARE * total)
     total = sum(amounts.values())
     precursors = set()
     for p in rx.get("precursors") or []:
@@ -175,13 +201,53 @@ def parse_reaction(rx: dict) -> SynthesisRecord | None:
     )
 
 
-def load_records(path: Path | None = None) -> list[SynthesisRecord]:
-    """Every readable reaction of the dataset (a few seconds: 85 MB of JSON)."""
+def iter_reactions(path: Path, limit: int | None = None) -> Iterator[dict]:
+    """The raw reaction objects; ``limit`` decodes only the first ones (a stream, for quick subsets)."""
+    opener = lzma.open if path.suffix == ".xz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        if limit is None:
+            data = json.load(fh)
+            if not isinstance(data, dict) or "reactions" not in data:
+                raise DataMissingError(
+                    f"{path} has no 'reactions' list: not the text-mined synthesis dataset"
+                )
+            yield from data["reactions"]
+            return
+        decoder = json.JSONDecoder()
+        buf, pos = "", 0
+        while '"reactions"' not in buf:
+            chunk = fh.read(1 << 16)
+            if not chunk:
+                raise DataMissingError(
+                    f"{path} has no 'reactions' list: not the text-mined synthesis dataset"
+                )
+            buf += chunk
+        pos = buf.index("[", buf.index('"reactions"')) + 1
+        count = 0
+        while count < limit:
+            while pos < len(buf) and buf[pos] in " \n\r\t,":
+                pos += 1
+            if pos < len(buf) and buf[pos] == "]":
+                return
+            try:
+                obj, pos = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    raise DataMissingError(
+                        f"{path} ends in the middle of a reaction: the file is truncated"
+                    ) from None
+                buf, pos = buf[pos:] + chunk, 0
+                continue
+            yield obj
+            count += 1
+
+
+def load_records(path: Path | None = None, limit: int | None = None) -> list[SynthesisRecord]:
+    """Every readable reaction of the dataset (seconds for all 30 031; ``limit`` for a quick subset)."""
     path = path or dataset_path()
-    with lzma.open(path, "rt", encoding="utf-8") as fh:
-        data = json.load(fh)
     out = []
-    for rx in data.get("reactions", []):
+    for rx in iter_reactions(path, limit):
         rec = parse_reaction(rx)
         if rec is not None:
             out.append(rec)

@@ -118,7 +118,17 @@ def formation_enthalpy(formula: str) -> float:
         return math.nan
 
 
-ANION_CLASSES = ("carbonate", "nitrate", "hydroxide", "oxide", "organic", "ammonium", "halide", "element", "other")
+ANION_CLASSES = (
+    "carbonate",
+    "nitrate",
+    "hydroxide",
+    "oxide",
+    "organic",
+    "ammonium",
+    "halide",
+    "element",
+    "other",
+)
 
 
 def anion_class(formula: str) -> str:

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labos.config import get_settings
-from labos.errors import DataMissingError
 from labos.models.literature.dataset import SynthesisRecord, checksum, dataset_path, load_records
 from labos.models.literature.features import fractions_of
 from labos.models.literature.recommender import PrecursorRecommender, Recommendation
 from labos.models.literature.temperature import ConditionModel, ConditionPrediction
+
+from labos.config import get_settings
+from labos.errors import DataMissingError
 
 MODEL_VERSION = 1
 
@@ -40,12 +41,16 @@ class LiteraturePriors:
         self.info = info
 
     @classmethod
-    def train(cls, records: Sequence[SynthesisRecord], info: dict[str, Any] | None = None) -> LiteraturePriors:
+    def train(
+        cls, records: Sequence[SynthesisRecord], info: dict[str, Any] | None = None
+    ) -> LiteraturePriors:
         t0 = time.perf_counter()
         rec = PrecursorRecommender().fit(records)
         cond = ConditionModel().fit(records)
         meta = dict(info or {})
-        meta.update(records=len(records), train_seconds=round(time.perf_counter() - t0, 1), version=MODEL_VERSION)
+        meta.update(
+            records=len(records), train_seconds=round(time.perf_counter() - t0, 1), version=MODEL_VERSION
+        )
         return cls(rec, cond, meta)
 
     def recommend(
@@ -57,7 +62,14 @@ class LiteraturePriors:
 
     def predict_conditions(self, target: str, precursors: Sequence[str]) -> ConditionPrediction:
         """Firing temperature (°C) and dwell (h) the literature would use for this target and set."""
-        return self.conditions.predict(fractions_of(target), [_reduced(p) for p in precursors])
+        return self.predict_conditions_many(target, [precursors])[0]
+
+    def predict_conditions_many(
+        self, target: str, precursor_sets: Sequence[Sequence[str]]
+    ) -> list[ConditionPrediction]:
+        """The same for many sets of one target at once (one call into the model)."""
+        fr = fractions_of(target)
+        return self.conditions.predict_many([(fr, [_reduced(p) for p in s]) for s in precursor_sets])
 
 
 def cache_path(digest: str) -> Path:

@@ -16,12 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from labos.models.literature.dataset import SynthesisRecord
 from labos.models.literature.features import fraction_vector, fractions_of, nonvolatile
 
 MIN_PRECURSOR_COUNT = 3
-N_NEIGHBOURS = 40
+N_NEIGHBOURS = 60
 SIM_POWER = 6.0
 SUBSTITUTION_PENALTY = 0.55
 
@@ -40,7 +39,9 @@ def _relu(x: np.ndarray) -> np.ndarray:
 class PrecursorRecommender:
     """Learned-similarity recommender; ``embedding='raw'`` uses element fractions (the baseline)."""
 
-    def __init__(self, embedding: str = "learned", epochs: int = 15, seed: int = 0, hidden: int = 128, dim: int = 64):
+    def __init__(
+        self, embedding: str = "learned", epochs: int = 25, seed: int = 0, hidden: int = 128, dim: int = 64
+    ):
         if embedding not in ("learned", "raw"):
             raise ValueError(f"embedding must be 'learned' or 'raw', not {embedding!r}")
         self.embedding = embedding
@@ -213,9 +214,7 @@ class PrecursorRecommender:
 
     def _adapt(self, pset, need, probs, allowed):
         keep = tuple(
-            p
-            for p in pset
-            if nonvolatile(p) and nonvolatile(p) <= need and (allowed is None or p in allowed)
+            p for p in pset if nonvolatile(p) and nonvolatile(p) <= need and (allowed is None or p in allowed)
         )
         done = self._complete(keep, need, probs, allowed)
         if done is None:

@@ -26,15 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from labos.domain import Outcome, PhaseResult, XRDPattern, parse_formula
-from labos.errors import LabosError
-from labos.models.xrd.crystal import CrystalPhase
-from labos.models.xrd.peaks import ObservedPeaks, find_peaks, initial_state, match_phase, size_for_width
+from labos.models.xrd.crystal import CrystalPhase, phase_for
+from labos.models.xrd.peaks import (
+    ObservedPeaks,
+    count_scale,
+    find_peaks,
+    initial_state,
+    match_alignments,
+    size_for_width,
+)
 from labos.models.xrd.physics import InstrumentProfile, PhaseCalc, PhaseState, phase_pattern
 from labos.models.xrd.refine import FitPhase, FitResult, WholePatternFit, background_basis
 
-
+from labos.domain import Outcome, PhaseResult, XRDPattern, parse_formula
+from labos.errors import LabosError
 
 SMALL_SIZE_NM = 6.0  # crystallites this small make peaks broad enough to mimic background
 
@@ -55,14 +60,19 @@ class AnalysisOptions:
     add_significance: float = 100.0  # Δχ² / χ²_red needed to add a phase
     keep_significance: float = 40.0  # ... needed to keep it in the final model
     min_weight_fraction: float = 0.004
-    points_per_fwhm: float = 6.0  # patterns with finer steps are binned (counts summed) to about this
+    points_per_fwhm: float = 3.0  # patterns with finer steps are binned (counts summed) to about this
     max_bin_step: float = 0.04  # deg
     two_theta_min: float = 8.0
     two_theta_max: float = 140.0
     bg_order: int = 10
     lattice_bound: float = 0.015
     sizes_nm: tuple[float, ...] = (400.0, 60.0, 15.0)
-    top_k: int = 2
+    top_k: int = 2  # trial fits per batch
+    max_trials: int = 6  # per added phase
+    screen_fraction: float = (
+        0.3  # candidates whose screened χ² drop is below this × add_significance are skipped
+    )
+    hull_prior: float = 20.0  # χ²ᵣ units per 25 meV/atom above the hull
     search_nfev: int = 8
     final_nfev: int = 25
     # Model error of real-data quantification (microabsorption, texture, structure models), added in
@@ -125,7 +135,9 @@ class AnalysisResult:
 
     def target_uncertainty(self, formula: str) -> float:
         want = parse_formula(formula)
-        return float(math.sqrt(sum(p.uncertainty**2 for p in self.phases if parse_formula(p.formula) == want)))
+        return float(
+            math.sqrt(sum(p.uncertainty**2 for p in self.phases if parse_formula(p.formula) == want))
+        )
 
     def decision_confidence(self, formula: str, threshold: float = 0.5) -> float:
         """Probability that the call 'target above/below threshold' is right, times the fit confidence."""
@@ -220,17 +232,19 @@ def _as_phases(candidates: Any, elements) -> list[CrystalPhase]:
     if isinstance(candidates, PhaseLibrary):
         phases = list(candidates)
     elif isinstance(candidates, Mapping):
-        phases = list(PhaseLibrary.from_structures(candidates))
+        phases = [phase_for(s, name) for name, s in candidates.items()]
     else:
         phases = []
         for c in candidates:
-            phases.append(c if isinstance(c, CrystalPhase) else CrystalPhase.from_structure(c))
+            phases.append(c if isinstance(c, CrystalPhase) else phase_for(c))
     allowed = _element_set(elements)
     if allowed is not None:
         phases = [p for p in phases if p.elements <= allowed]
     if not phases:
         where = f" made only of {','.join(sorted(allowed))}" if allowed is not None else ""
-        raise XRDAnalysisError(f"no candidate phases{where}: add reference structures (CIFs) for this chemistry")
+        raise XRDAnalysisError(
+            f"no candidate phases{where}: add reference structures (CIFs) for this chemistry"
+        )
     return phases
 
 
@@ -256,12 +270,21 @@ class _Analysis:
             )
         x, y = x[keep], y[keep]
         if np.mean(y < 0) > 0.05:
-            raise XRDAnalysisError("pattern has many negative counts: give raw counts, not background-subtracted data")
+            raise XRDAnalysisError(
+                "pattern has many negative counts: give raw counts, not background-subtracted data"
+            )
         y = np.maximum(y, 0.0)
+        self.notes: list[str] = []
+        k = count_scale(x, y)
+        if not 0.67 <= k <= 1.5:  # not raw counts (normalised, cps, smoothed): give Poisson-like weights
+            y = y * k
+            self.notes.append(f"intensities scaled by {k:.3g} so that their scatter is Poisson-like")
+        self.y_scale = k if not 0.67 <= k <= 1.5 else 1.0
         raw_peaks = find_peaks(x, y)
         step = opts.max_bin_step
         if raw_peaks.position.size:
-            sharp = float(np.percentile(raw_peaks.fwhm, 25))
+            strongest = np.argsort(raw_peaks.significance)[::-1][:12]  # noise wiggles are narrow: skip them
+            sharp = float(np.percentile(raw_peaks.fwhm[strongest], 25))
             step = min(max(sharp / opts.points_per_fwhm, 0.0), opts.max_bin_step)
         self.x, self.y = _bin(x, y, step)
         base = opts.instrument or InstrumentProfile()
@@ -272,8 +295,8 @@ class _Analysis:
             radius_mm=float(pattern.metadata.get("goniometer_radius_mm", base.radius_mm)),
         )
         self.bg_basis = background_basis(self.x, opts.bg_order)
-        self.notes: list[str] = []
         self.timings: dict[str, float] = {}
+        self._last_sig = 0.0
         self._t = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers
@@ -303,22 +326,41 @@ class _Analysis:
     def _with_sigma(self, fit: FitResult) -> FitResult:
         """Uncertainties at the refined parameters (no further refinement)."""
         fitter = WholePatternFit(
-            self.x, self.y, fit.inst, fit.phases, bg_basis=self.bg_basis, refine_asymmetry=True, refine_width=True
+            self.x,
+            self.y,
+            fit.inst,
+            fit.phases,
+            bg_basis=self.bg_basis,
+            refine_asymmetry=True,
+            refine_width=True,
         )
         return fitter.result(fitter.x0, with_sigma=True)
 
     def _linear(self, fps: list[FitPhase], inst: InstrumentProfile) -> FitResult:
         """Scales and background only, the nonlinear parameters held."""
         fit = WholePatternFit(
-            self.x, self.y, inst, [replace(fp, refine_lattice=False, refine_size=False, refine_strain=False,
-                                           refine_po=False) for fp in fps],
-            bg_basis=self.bg_basis, refine_zero=False, refine_displacement=False,
+            self.x,
+            self.y,
+            inst,
+            [
+                replace(fp, refine_lattice=False, refine_size=False, refine_strain=False, refine_po=False)
+                for fp in fps
+            ],
+            bg_basis=self.bg_basis,
+            refine_zero=False,
+            refine_displacement=False,
         )
         return fit.run(with_sigma=False)
 
     def _empty_fit(self) -> FitResult:
         return WholePatternFit(
-            self.x, self.y, self.inst, [], bg_basis=self.bg_basis, refine_zero=False, refine_displacement=False
+            self.x,
+            self.y,
+            self.inst,
+            [],
+            bg_basis=self.bg_basis,
+            refine_zero=False,
+            refine_displacement=False,
         ).run()
 
     @staticmethod
@@ -334,95 +376,160 @@ class _Analysis:
             return self._no_peaks()
         rng = (float(x[0]), float(x[-1]))
         calcs = {id(p): PhaseCalc.for_range(p, rng[1], self.inst.wavelengths) for p in self.phases}
-        matches = {id(p): match_phase(calcs[id(p)], self.inst, obs, rng, strain_bound=opts.lattice_bound) for p in self.phases}
-        # candidate columns at a few sizes (proposal profiles)
+        matches = {
+            id(p): match_alignments(calcs[id(p)], self.inst, obs, rng, strain_bound=opts.lattice_bound)
+            for p in self.phases
+        }
+        # candidate columns (proposal profiles) at each proposed alignment, with a crystallite size
+        # matching the widths of the peaks its sticks landed on
         cand_cols: dict[int, list[tuple[np.ndarray, PhaseState, float]]] = {}
         for p in self.phases:
-            m = matches[id(p)]
-            if m.score < 0.15:
-                continue
-            inst = replace(self.inst, zero_shift=m.zero)
             cols = []
-            sizes = opts.sizes_nm
-            if m.fwhm is not None and m.at is not None:  # the width of the peaks it landed on
-                sizes = (size_for_width(self.inst, m.at, m.fwhm),)
-            for size in sizes:
-                st = initial_state(calcs[id(p)], m, size)
-                col = phase_pattern(x, calcs[id(p)], st, inst)
-                if col.max() > 0:
-                    cols.append((col, st, m.zero))
+            for m in matches[id(p)]:
+                if m.score < 0.15:
+                    continue
+                inst = replace(self.inst, zero_shift=m.zero)
+                sizes = opts.sizes_nm
+                if m.fwhm is not None and m.at is not None:
+                    sizes = (size_for_width(self.inst, m.at, m.fwhm),)
+                for size in sizes:
+                    st = initial_state(calcs[id(p)], m, size)
+                    col = phase_pattern(x, calcs[id(p)], st, inst)
+                    if col.max() > 0:
+                        cols.append((col, st, m.zero))
             if cols:
                 cand_cols[id(p)] = cols
         if not cand_cols:
             return self._unexplained(obs, "no candidate phase matches the observed peaks")
 
         self._lap("proposal")
-        current: list[FitPhase] = []
-        fit = self._empty_fit()
+        self.calcs, self.cand_cols = calcs, cand_cols
+        self.by_id = {id(p): p for p in self.phases}
         signif: dict[int, float] = {}
-        by_id = {id(p): p for p in self.phases}
-        for _ in range(opts.max_phases):
-            taken = {_cluster(fp.phase) for fp in current}
-            ranked = [t for t in self._screen(fit, current, cand_cols) if _cluster(by_id[t[0]]) not in taken]
-            if not ranked:
-                break
-            trials = []
-            # Trial fits move only the new phase (the first one also the zero shift, displacement,
-            # asymmetry and instrument width): cheap and enough to rank; the winner is then refined
-            # with everything free.
-            frozen = [replace(fp, refine_lattice=False, refine_size=False) for fp in current]
-            for pid, st, zero in ranked[: opts.top_k]:
-                new = FitPhase(by_id[pid], calcs[pid], st, lattice_bound=opts.lattice_bound)
-                if current:
-                    trial = self._fit(frozen + [new], fit.inst, opts.search_nfev, shifts=False)
-                else:
-                    trial = self._fit([new], replace(self.inst, zero_shift=zero), opts.search_nfev, profile=True)
-                trials.append((trial, pid))
-            best, pid = min(trials, key=lambda t: t[0].chi2)
-            if current and (fit.chi2 - best.chi2) / self._red(best, x.size) > 0.3 * opts.add_significance:
-                thawed = [replace(fp, refine_lattice=True, refine_size=True) for fp in best.phases]
-                best = self._fit(thawed, best.inst, opts.search_nfev)
-            red = self._red(best, x.size)
-            sig = (fit.chi2 - best.chi2) / red
-            own = self._own_evidence(fit, best) / red
-            wf = best.weight_fractions[-1] if best.weight_fractions.size else 0.0
-            tiny = best.phases[-1].state.size_nm < SMALL_SIZE_NM  # a very broad phase can mimic background
-            need = opts.add_significance * (3.0 if tiny else 1.0)
-            if sig < need or own < 0.5 * need or wf < opts.min_weight_fraction:
-                if sig >= need:
-                    self.notes.append(
-                        f"{by_id[pid].name} not added: it lowers χ² only under peaks of other phases"
-                        if own < 0.5 * need
-                        else f"{by_id[pid].name} not added: below {opts.min_weight_fraction:.1%}"
-                    )
-                break
-            current = best.phases
-            fit = best
-            signif[pid] = sig
+        current, fit = self._search([], self._empty_fit(), signif)
         if not current:
             return self._unexplained(obs, "no candidate phase improves the fit significantly")
-
-        # removal test (phases made redundant by later ones) and negligible phases
         self._lap("search")
-        current, fit = self._prune(current, fit, signif)
+        current, fit = self._prune(current, fit, signif)  # phases made redundant by later ones
         self._lap("prune")
-        # final refinement: microstrain on, more iterations
-        final_fps = [replace(fp, refine_strain=True) for fp in current]
-        fit = self._fit(final_fps, fit.inst, opts.final_nfev, profile=True, ftol=1e-4)
+        fit = self._final(current, fit)
         self._lap("final")
         if opts.try_texture and fit.gof > opts.texture_gof:
-            fit = self._texture(fit)
+            textured = self._texture(fit)
             self._lap("texture")
+            if textured is not fit:
+                # with texture modelled, a minor phase hidden in the misfit may now stand out
+                more, fit2 = self._search(textured.phases, textured, signif)
+                if len(more) > len(textured.phases):
+                    more, fit2 = self._prune(more, fit2, signif)
+                    textured = self._final(more, fit2)
+                self._lap("second search")
+            fit = textured
         fit = self._with_sigma(fit)
         self._lap("uncertainty")
         result = self._result(fit, obs, signif)
         result.timings = self.timings
         return result
 
+    def _final(self, current: list[FitPhase], fit: FitResult) -> FitResult:
+        """Everything free, microstrain on, more iterations."""
+        final_fps = [
+            replace(
+                fp,
+                refine_lattice=True,
+                refine_size=True,
+                refine_strain=True,
+                refine_po=fp.state.po_ratio != 1.0,
+            )
+            for fp in current
+        ]
+        return self._fit(final_fps, fit.inst, self.opts.final_nfev, profile=True, ftol=1e-4)
+
+    def _search(
+        self, current: list[FitPhase], fit: FitResult, signif: dict[int, float]
+    ) -> tuple[list[FitPhase], FitResult]:
+        """Greedy forward selection from ``current``: add the candidate that clearly improves the fit
+        most, until none does (see the module docstring)."""
+        opts, x = self.opts, self.x
+        calcs, cand_cols, by_id = self.calcs, self.cand_cols, self.by_id
+        for _ in range(opts.max_phases - len(current)):
+            taken = {_cluster(fp.phase) for fp in current}
+            red0 = self._red(fit, x.size)
+            ranked = [
+                t
+                for t in self._screen(fit, current, cand_cols)
+                if _cluster(by_id[t[1]]) not in taken
+                and t[0] / red0 >= opts.screen_fraction * opts.add_significance
+            ]
+            added = None
+            rejected: list[str] = []
+            # Trial fits move only the new phase (the first one also the zero shift, displacement,
+            # asymmetry and instrument width): cheap and enough to rank; the winner is then refined
+            # with everything free. When the best of a batch fails, the next batch is tried.
+            frozen = [
+                replace(fp, refine_lattice=False, refine_size=False, refine_strain=False, refine_po=False)
+                for fp in current
+            ]
+            for start in range(0, min(len(ranked), opts.max_trials), opts.top_k):
+                trials = []
+                for _, pid, st, zero in ranked[start : start + opts.top_k]:
+                    new = FitPhase(by_id[pid], calcs[pid], st, lattice_bound=opts.lattice_bound)
+                    if current:
+                        trial = self._fit(frozen + [new], fit.inst, opts.search_nfev, shifts=False)
+                    else:
+                        trial = self._fit(
+                            [new], replace(self.inst, zero_shift=zero), opts.search_nfev, profile=True
+                        )
+                    trials.append((trial, pid))
+                best, pid = min(trials, key=lambda t: t[0].chi2 + self._prior_penalty(by_id[t[1]], t[0]))
+                if current and (fit.chi2 - best.chi2) / self._red(best, x.size) > 0.3 * opts.add_significance:
+                    thawed = [
+                        replace(fp, refine_lattice=True, refine_size=True, refine_po=fp.state.po_ratio != 1.0)
+                        for fp in best.phases
+                    ]
+                    best = self._fit(thawed, best.inst, opts.search_nfev)
+                verdict = self._verdict(fit, best)
+                if verdict is None:
+                    added = (best, pid)
+                    break
+                rejected.append(f"{by_id[pid].name} not added: {verdict}")
+            if added is None:
+                self.notes.extend(r for r in rejected if "only under peaks" in r or "below" in r)
+                break
+            fit, pid = added
+            current = fit.phases
+            signif[pid] = self._last_sig
+        return current, fit
+
     def _lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.timings[stage] = round(now - self._t, 4)
         self._t = now
+
+    def _verdict(self, old: FitResult, new: FitResult) -> str | None:
+        """None when the newest phase of ``new`` is supported; else why not."""
+        opts = self.opts
+        red = self._red(new, self.x.size)
+        sig = (old.chi2 - new.chi2) / red
+        own = self._own_evidence(old, new) / red
+        wf = new.weight_fractions[-1] if new.weight_fractions.size else 0.0
+        tiny = new.phases[-1].state.size_nm < SMALL_SIZE_NM  # a very broad phase can mimic background
+        need = opts.add_significance * (3.0 if tiny else 1.0)
+        self._last_sig = sig
+        if sig < need:
+            return f"χ² drop {sig:.0f} χ²ᵣ, below {need:.0f}"
+        if own < 0.5 * need:
+            return "it lowers χ² only under peaks of other phases"
+        if wf < opts.min_weight_fraction:
+            return f"below {opts.min_weight_fraction:.1%}"
+        return None
+
+    def _prior_penalty(self, phase: CrystalPhase, fit: FitResult) -> float:
+        """Stability prior: χ² cost of a phase known to lie above the convex hull (breaks near-ties
+        between candidates in favour of the stable one)."""
+        if phase.e_above_hull is None or phase.e_above_hull <= 0:
+            return 0.0
+        return self.opts.hull_prior * phase.e_above_hull / 0.025 * self._red(fit, self.x.size)
 
     def _own_evidence(self, old: FitResult, new: FitResult) -> float:
         """χ² drop over the points where the newest phase carries most of the diffracted intensity:
@@ -436,7 +543,9 @@ class _Analysis:
         gain = r_old * r_old - r_new * r_new
         return float(gain[share > 0.5].sum())
 
-    def _screen(self, fit: FitResult, current: list[FitPhase], cand_cols) -> list[tuple[int, PhaseState, float]]:
+    def _screen(
+        self, fit: FitResult, current: list[FitPhase], cand_cols
+    ) -> list[tuple[int, PhaseState, float]]:
         """χ² drop of adding each candidate (best of its sizes), by projection on the residual."""
         sw = np.sqrt(1.0 / np.maximum(self.y, 1.0))
         cols = [fit.columns[:, i] for i in range(fit.columns.shape[1]) if fit.scales[i] > 0]
@@ -462,7 +571,7 @@ class _Analysis:
             if best[1] is not None:
                 ranked.append((best[0], pid, best[1], best[2]))
         ranked.sort(key=lambda t: -t[0])
-        return [(pid, st, zero) for _, pid, st, zero in ranked]
+        return ranked
 
     def _prune(self, current: list[FitPhase], fit: FitResult, signif: dict[int, float]):
         """Drop phases the fit does not need. Each is tested by re-solving scales and background
@@ -481,7 +590,9 @@ class _Analysis:
             sig, i = min(tests, key=lambda t: t[0])
             if sig >= opts.keep_significance and fit.weight_fractions[i] >= opts.min_weight_fraction:
                 break
-            self.notes.append(f"removed {current[i].phase.name}: the fit does not need it (Δχ²/χ²ᵣ = {sig:.0f})")
+            self.notes.append(
+                f"removed {current[i].phase.name}: the fit does not need it (Δχ²/χ²ᵣ = {sig:.0f})"
+            )
             signif.pop(id(current[i].phase), None)
             current = current[:i] + current[i + 1 :]
             fit = self._fit(current, fit.inst, opts.search_nfev)
@@ -491,7 +602,9 @@ class _Analysis:
         """Try March–Dollase along the principal axes for the major phases, moving only the ratio
         (everything else held); what clearly helps is then refined with everything free."""
         n = self.x.size
-        held = [replace(fp, refine_lattice=False, refine_size=False, refine_strain=False) for fp in fit.phases]
+        held = [
+            replace(fp, refine_lattice=False, refine_size=False, refine_strain=False) for fp in fit.phases
+        ]
         changed = False
         for i, fp in enumerate(fit.phases):
             if fit.weight_fractions[i] < 0.08:
@@ -502,19 +615,29 @@ class _Analysis:
             best = None
             for axis in axes:
                 trial_fps = list(held)
-                trial_fps[i] = replace(held[i], refine_po=True, state=replace(fp.state, po_axis=axis, po_ratio=0.85))
+                trial_fps[i] = replace(
+                    held[i], refine_po=True, state=replace(fp.state, po_axis=axis, po_ratio=0.85)
+                )
                 trial = self._fit(trial_fps, fit.inst, 5, shifts=False)
                 if best is None or trial.chi2 < best.chi2:
                     best = trial
             if best is not None and (fit.chi2 - best.chi2) / self._red(best, n) > self.opts.add_significance:
                 st = best.phases[i].state
-                self.notes.append(f"preferred orientation of {fp.phase.name} along {st.po_axis}: r = {st.po_ratio:.2f}")
+                self.notes.append(
+                    f"preferred orientation of {fp.phase.name} along {st.po_axis}: r = {st.po_ratio:.2f}"
+                )
                 held[i] = replace(held[i], state=st)
                 changed = True
         if not changed:
             return fit
         free = [
-            replace(h, refine_lattice=True, refine_size=True, refine_strain=True, refine_po=h.state.po_ratio != 1.0)
+            replace(
+                h,
+                refine_lattice=True,
+                refine_size=True,
+                refine_strain=True,
+                refine_po=h.state.po_ratio != 1.0,
+            )
             for h in held
         ]
         return self._fit(free, fit.inst, self.opts.search_nfev, profile=True)
@@ -524,7 +647,8 @@ class _Analysis:
         """Share of the diffracted intensity in residual peaks where no phase of the model has a
         peak (intensity misfit under a modelled peak is texture or a structure model, not an
         unexplained phase)."""
-        from scipy.signal import find_peaks as _find, savgol_filter
+        from scipy.signal import find_peaks as _find
+        from scipy.signal import savgol_filter
 
         resid = self.y - fit.calc
         step = float(np.median(np.diff(self.x)))
@@ -612,15 +736,17 @@ class _Analysis:
             displacement_mm=float(fit.inst.displacement_mm),
             n_candidates=len(self.phases),
             x=self.x,
-            observed=self.y,
-            calculated=fit.calc,
-            background=fit.background,
-            phase_curves=curves,
+            observed=self.y / self.y_scale,
+            calculated=fit.calc / self.y_scale,
+            background=fit.background / self.y_scale,
+            phase_curves={k: v / self.y_scale for k, v in curves.items()},
         )
 
     def _no_peaks(self) -> AnalysisResult:
         fit = self._empty_fit()
-        self.notes.append("no diffraction peaks above the noise: amorphous, empty holder or failed measurement")
+        self.notes.append(
+            "no diffraction peaks above the noise: amorphous, empty holder or failed measurement"
+        )
         return AnalysisResult(
             phases=[],
             details=[],
@@ -634,9 +760,9 @@ class _Analysis:
             notes=self.notes,
             n_candidates=len(self.phases),
             x=self.x,
-            observed=self.y,
-            calculated=fit.calc,
-            background=fit.background,
+            observed=self.y / self.y_scale,
+            calculated=fit.calc / self.y_scale,
+            background=fit.background / self.y_scale,
         )
 
     def _unexplained(self, obs: ObservedPeaks, why: str) -> AnalysisResult:
@@ -655,9 +781,9 @@ class _Analysis:
             notes=self.notes,
             n_candidates=len(self.phases),
             x=self.x,
-            observed=self.y,
-            calculated=fit.calc,
-            background=fit.background,
+            observed=self.y / self.y_scale,
+            calculated=fit.calc / self.y_scale,
+            background=fit.background / self.y_scale,
         )
 
 

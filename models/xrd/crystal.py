@@ -97,7 +97,9 @@ class LatticeModel:
 def recip_metric(params: tuple[float, ...]) -> np.ndarray:
     a, b, c, al, be, ga = params
     ca, cb, cg = (math.cos(math.radians(t)) for t in (al, be, ga))
-    g = np.array([[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]])
+    g = np.array(
+        [[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]]
+    )
     gs = np.linalg.inv(g)
     return np.array([gs[0, 0], gs[1, 1], gs[2, 2], gs[0, 1], gs[0, 2], gs[1, 2]])
 
@@ -305,3 +307,22 @@ class CrystalPhase:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = refl
         return refl
+
+
+_PHASES: dict[tuple[str | None, str], CrystalPhase] = {}
+
+
+def phase_for(structure, name: str | None = None, *, source: str = "structure") -> CrystalPhase:
+    """A CrystalPhase for a pymatgen Structure, cached per (name, structure): callers that pass the
+    same structures for every pattern (a World, a dict of demo structures) pay spglib once."""
+    key = (name, _structure_key(structure))
+    with _CACHE_LOCK:
+        hit = _PHASES.get(key)
+    if hit is not None:
+        return hit
+    phase = CrystalPhase.from_structure(structure, name, source=source)
+    with _CACHE_LOCK:
+        if len(_PHASES) >= _CACHE_MAX:
+            _PHASES.pop(next(iter(_PHASES)))
+        _PHASES[key] = phase
+    return phase

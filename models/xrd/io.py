@@ -38,7 +38,9 @@ def read_pattern(path: str | Path) -> XRDPattern:
         raise PatternFormatError(f"{path}: file is empty")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".xrdml" or (suffix not in XY_SUFFIXES | {".brml"} and data.lstrip()[:5] in (b"<?xml", b"\xef\xbb\xbf<?")):
+        if suffix == ".xrdml" or (
+            suffix not in XY_SUFFIXES | {".brml"} and data.lstrip()[:5] in (b"<?xml", b"\xef\xbb\xbf<?")
+        ):
             pattern = _read_xrdml(data, path)
         elif suffix == ".brml" or data[:2] == b"PK":
             pattern = _read_brml(data, path)
@@ -140,9 +142,7 @@ def _read_xrdml(data: bytes, path: Path) -> XRDPattern:
     if two_theta is None:
         raise PatternFormatError(f"{path}: XRDML scan has no 2Theta positions")
     if two_theta.size != n:
-        raise PatternFormatError(
-            f"{path}: {two_theta.size} 2θ positions but {n} counts (truncated data?)"
-        )
+        raise PatternFormatError(f"{path}: {two_theta.size} 2θ positions but {n} counts (truncated data?)")
 
     wavelengths, weights = [CU_KA1, CU_KA2], [1.0, 0.5]
     used = _find(root, "usedWavelength")
@@ -196,9 +196,13 @@ def write_xrdml(pattern: XRDPattern, path: str | Path, *, sample_id: str | None 
         ET.SubElement(used, q("ratioKAlpha2KAlpha1")).text = f"{ratio:.4f}"
     if "goniometer_radius_mm" in pattern.metadata:
         beam = ET.SubElement(meas, q("incidentBeamPath"))
-        ET.SubElement(beam, q("radius"), {"unit": "mm"}).text = f"{pattern.metadata['goniometer_radius_mm']:.2f}"
+        ET.SubElement(
+            beam, q("radius"), {"unit": "mm"}
+        ).text = f"{pattern.metadata['goniometer_radius_mm']:.2f}"
     scan = ET.SubElement(
-        meas, q("scan"), {"appendNumber": "0", "mode": "Continuous", "scanAxis": "Gonio", "status": "Completed"}
+        meas,
+        q("scan"),
+        {"appendNumber": "0", "mode": "Continuous", "scanAxis": "Gonio", "status": "Completed"},
     )
     points = ET.SubElement(scan, q("dataPoints"))
     x, y = pattern.x, pattern.y
@@ -210,7 +214,9 @@ def write_xrdml(pattern: XRDPattern, path: str | Path, *, sample_id: str | None 
     else:
         ET.SubElement(pos, q("listPositions")).text = " ".join(f"{v:.8f}" for v in x)
     if pattern.counting_time_s:
-        ET.SubElement(points, q("commonCountingTime"), {"unit": "seconds"}).text = f"{pattern.counting_time_s:.3f}"
+        ET.SubElement(
+            points, q("commonCountingTime"), {"unit": "seconds"}
+        ).text = f"{pattern.counting_time_s:.3f}"
     integral = np.allclose(y, np.round(y))
     text = " ".join(str(int(round(v))) if integral else f"{v:.6g}" for v in y)
     ET.SubElement(points, q("counts"), {"unit": "counts"}).text = text
@@ -240,7 +246,9 @@ def _read_xy(data: bytes, path: Path) -> XRDPattern:
                 raise PatternFormatError(f"{path}: line {lineno} is not numeric: {line[:40]!r}") from None
             continue  # a header line
         if len(values) not in (2, 3):
-            raise PatternFormatError(f"{path}: line {lineno} has {len(values)} columns; expected 2θ, intensity[, esd]")
+            raise PatternFormatError(
+                f"{path}: line {lineno} has {len(values)} columns; expected 2θ, intensity[, esd]"
+            )
         rows.append(values[:2])
     if not rows:
         raise PatternFormatError(f"{path}: no numeric 2θ/intensity rows")

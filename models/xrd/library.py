@@ -11,8 +11,9 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from labos.errors import LabosError
 from labos.models.xrd.crystal import CrystalPhase, StructureError
+
+from labos.errors import LabosError
 
 
 class CIFError(LabosError, ValueError):
@@ -69,7 +70,9 @@ class PhaseLibrary:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_cif_dir(cls, folder: str | Path, *, strict: bool = False, recursive: bool = False) -> PhaseLibrary:
+    def from_cif_dir(
+        cls, folder: str | Path, *, strict: bool = False, recursive: bool = False
+    ) -> PhaseLibrary:
         """Every ``*.cif`` in ``folder`` (phase name = file stem). A CIF that does not parse is skipped
         and listed in ``problems`` (or raises :class:`CIFError` when ``strict``)."""
         folder = Path(folder)
@@ -104,7 +107,9 @@ class PhaseLibrary:
         lib = cls()
         for name, structure in structures.items():
             lib.add(
-                CrystalPhase.from_structure(structure, name, source=source, e_above_hull=e_above_hull.get(name))
+                CrystalPhase.from_structure(
+                    structure, name, source=source, e_above_hull=e_above_hull.get(name)
+                )
             )
         return lib
 
@@ -167,7 +172,7 @@ class PhaseLibrary:
         same = [p for p in self if p.formula == reduced]
         if not same:
             return None
-        return sorted(same, key=lambda p: (p.e_above_hull if p.e_above_hull is not None else 0.0))[0]
+        return sorted(same, key=lambda p: p.e_above_hull if p.e_above_hull is not None else 0.0)[0]
 
     def candidates(
         self, elements: Iterable[str] | str | None = None, *, max_e_above_hull: float | None = None
@@ -182,7 +187,11 @@ class PhaseLibrary:
         for p in self:
             if allowed is not None and not p.elements <= allowed:
                 continue
-            if max_e_above_hull is not None and p.e_above_hull is not None and p.e_above_hull > max_e_above_hull:
+            if (
+                max_e_above_hull is not None
+                and p.e_above_hull is not None
+                and p.e_above_hull > max_e_above_hull
+            ):
                 continue
             out.append(p)
         return sorted(out, key=lambda p: p.e_above_hull if p.e_above_hull is not None else 0.0)
@@ -196,13 +205,17 @@ def reference_structures() -> dict[str, object]:
 
     from pymatgen.core import Lattice, Structure
 
-    raw = json.loads(resources.files("labos.models.xrd").joinpath("data/reference_structures.json").read_text())
+    raw = json.loads(
+        resources.files("labos.models.xrd").joinpath("data/reference_structures.json").read_text()
+    )
     out = {}
     for name, entry in raw.items():
         if name.startswith("_"):
             continue
         lat = entry["lattice"]
-        lattice = Lattice.from_parameters(lat["a"], lat["b"], lat["c"], lat["alpha"], lat["beta"], lat["gamma"])
+        lattice = Lattice.from_parameters(
+            lat["a"], lat["b"], lat["c"], lat["alpha"], lat["beta"], lat["gamma"]
+        )
         species = [s["species"] for s in entry["sites"]]
         coords = [s["xyz"] for s in entry["sites"]]
         out[name] = Structure.from_spacegroup(entry["number"], lattice, species, coords)

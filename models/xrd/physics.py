@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
 from labos.models.xrd.crystal import CrystalPhase, ReflectionSet
 
 RAD = 180.0 / math.pi
@@ -88,10 +87,12 @@ class PhaseCalc:
         hold well under 1 % of the diffracted intensity."""
         lam = max(wavelengths)
         d_min = lam / (2 * math.sin(math.radians(min(two_theta_max + 3.0, 170.0) / 2)))
-        refl = phase.reflections()
+        refl = phase.reflections(d_min * 0.96)
         keep = refl.d >= d_min * 0.96
         s = np.clip(min(wavelengths) / (2 * refl.d), 0.0, 0.9999)
-        strength = refl.f2 * lorentz_polarisation(2 * np.degrees(np.arcsin(s)), None) * np.exp(-0.25 / refl.d**2)
+        strength = (
+            refl.f2 * lorentz_polarisation(2 * np.degrees(np.arcsin(s)), None) * np.exp(-0.25 / refl.d**2)
+        )
         if keep.any():
             keep &= strength >= min_relative * strength[keep].max()
         if not keep.all():
@@ -276,7 +277,9 @@ def render_peaks(
     edges = _edges(x)
     # window: ±(4 + tail·η) FWHM, but no wider than ±MAX_WINDOW° unless 4 FWHM need more
     u_half = np.minimum(4.0 + tail_fwhm * peaks.eta, np.maximum(4.0, MAX_WINDOW / peaks.fwhm))
-    held = peaks.eta * (2 / math.pi) * np.arctan(2 * u_half) + (1 - peaks.eta) * erf(1.6651092223153954 * u_half)
+    held = peaks.eta * (2 / math.pi) * np.arctan(2 * u_half) + (1 - peaks.eta) * erf(
+        1.6651092223153954 * u_half
+    )
     area_all = peaks.area / held
     alpha = np.broadcast_to(np.asarray(peaks.asym, dtype=float), peaks.center.shape)
     lo_edge = peaks.center - peaks.fwhm * (1 + alpha) * u_half
@@ -335,7 +338,13 @@ def render_derivative(
     (relative) area: Σ_bins A·(∂prof/∂c·dc + ∂prof/∂H·dH + ∂prof/∂η·dη + prof·dA/A)."""
     o = r.owner
     w = np.zeros(o.size)
-    pieces = ((d_center, r.d_center), (d_fwhm, r.d_fwhm), (d_eta, r.d_eta), (d_area_rel, r.prof), (d_alpha, r.d_alpha))
+    pieces = (
+        (d_center, r.d_center),
+        (d_fwhm, r.d_fwhm),
+        (d_eta, r.d_eta),
+        (d_area_rel, r.prof),
+        (d_alpha, r.d_alpha),
+    )
     for per_peak, piece in pieces:
         if np.isscalar(per_peak):
             if per_peak:
@@ -345,9 +354,7 @@ def render_derivative(
     return np.bincount(r.bins, weights=w * r.area[o], minlength=r.size)[: r.size]
 
 
-def phase_pattern(
-    x: np.ndarray, calc: PhaseCalc, state: PhaseState, inst: InstrumentProfile
-) -> np.ndarray:
+def phase_pattern(x: np.ndarray, calc: PhaseCalc, state: PhaseState, inst: InstrumentProfile) -> np.ndarray:
     """Unit-scale pattern of one phase on grid x (multiply by the scale S)."""
     peaks = phase_peaks(calc, state, inst, (float(x[0]), float(x[-1])))
     return render_peaks(x, peaks)

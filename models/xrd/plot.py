@@ -35,8 +35,14 @@ def plot_result(result, path: str | Path, *, title: str | None = None) -> Path:
     for i, d in enumerate(result.details):
         c = colors[(i + 1) % len(colors)]
         base = -0.04 * top * (i + 1)
-        ax.vlines(d.ticks, base - 0.015 * top, base + 0.015 * top, color=c, lw=0.8,
-                  label=f"{d.name} {100 * d.weight_fraction:.1f}±{100 * d.uncertainty:.1f} wt%")
+        ax.vlines(
+            d.ticks,
+            base - 0.015 * top,
+            base + 0.015 * top,
+            color=c,
+            lw=0.8,
+            label=f"{d.name} {100 * d.weight_fraction:.1f}±{100 * d.uncertainty:.1f} wt%",
+        )
     ax.set_ylabel("counts")
     ax.legend(fontsize=8, loc="upper right")
     head = title or (Path(result.source).name if result.source else "XRD analysis")

@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import least_squares
-
 from labos.models.xrd.crystal import CrystalPhase
 from labos.models.xrd.physics import (
     RAD,
@@ -29,6 +27,7 @@ from labos.models.xrd.physics import (
     render_peaks,
     weights_from_scales,
 )
+from scipy.optimize import least_squares
 
 ZERO_BOUND = 0.3  # deg
 ASYM_BOUND = 0.5
@@ -145,10 +144,18 @@ class WholePatternFit:
                 x0.append(float(np.clip(1.0 / fp.state.size_nm, 1.0 / MAX_SIZE_NM, 1.0 / MIN_SIZE_NM)))
             if fp.refine_strain:
                 self.slots.append((i, "strain", 0))
-                lo.append(0.0), hi.append(MAX_STRAIN), x0.append(float(np.clip(fp.state.microstrain, 0, MAX_STRAIN)))
+                (
+                    lo.append(0.0),
+                    hi.append(MAX_STRAIN),
+                    x0.append(float(np.clip(fp.state.microstrain, 0, MAX_STRAIN))),
+                )
             if fp.refine_po:
                 self.slots.append((i, "po", 0))
-                lo.append(PO_BOUNDS[0]), hi.append(PO_BOUNDS[1]), x0.append(float(np.clip(fp.state.po_ratio, *PO_BOUNDS)))
+                (
+                    lo.append(PO_BOUNDS[0]),
+                    hi.append(PO_BOUNDS[1]),
+                    x0.append(float(np.clip(fp.state.po_ratio, *PO_BOUNDS))),
+                )
         self.lo, self.hi = np.array(lo), np.array(hi)
         self.x0 = np.clip(np.array(x0), self.lo + 1e-12, self.hi - 1e-12) if x0 else np.zeros(0)
         self.nfev = 0
@@ -179,7 +186,9 @@ class WholePatternFit:
                 upd[i]["microstrain"] = v
             elif kind == "po":
                 upd[i]["po_ratio"] = v
-        inst = replace(inst, zero_shift=float(zero), displacement_mm=float(disp), asymmetry=float(asym), W=float(gw))
+        inst = replace(
+            inst, zero_shift=float(zero), displacement_mm=float(disp), asymmetry=float(asym), W=float(gw)
+        )
         states = [replace(fp.state, lattice=tuple(lat[i]), **upd[i]) for i, fp in enumerate(self.phases)]
         return inst, states
 

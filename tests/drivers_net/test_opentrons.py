@@ -262,3 +262,19 @@ def test_any_reply_is_parsed_or_a_typed_error(status, body):
         pass
     finally:
         client.close()
+
+
+def test_simulation_works_inside_a_running_event_loop():
+    """A web server or notebook calls this from inside an event loop; opentrons uses asyncio.run()."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = wet_mixing_plan({"LiNO3": 35.0}, SOLUTIONS, "C3", solvent="water", total_volume_ul=700)
+
+    async def inside_loop():
+        return check_protocol(plan)
+
+    # a fresh thread, so that the test does not depend on what loop the test session runs
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        report = pool.submit(asyncio.run, inside_loop()).result()
+    assert report.dispensed_ul["3:C3"] == pytest.approx(700, abs=0.01)

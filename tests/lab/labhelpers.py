@@ -7,7 +7,17 @@ from collections import Counter
 from sqlalchemy import select
 
 from labos.db.records import SampleRow
-from labos.domain import DoseStep, Experiment, GrindStep, HeatSegment, HeatStep, MixStep, Recipe, Target, XRDStep
+from labos.domain import (
+    DoseStep,
+    Experiment,
+    GrindStep,
+    HeatSegment,
+    HeatStep,
+    MixStep,
+    Recipe,
+    Target,
+    XRDStep,
+)
 from labos.lab import SimLab
 from labos.lab.records import FurnaceRunRow, ResourceRow, TaskRow
 

@@ -21,7 +21,7 @@ def main(url: str) -> None:
 
     def until_done():
         while True:
-            yield env.timeout(0.1)
+            yield env.timeout(0.25)
             with lab.store.factory() as s:
                 left = s.scalar(select(func.count()).select_from(TaskRow).where(TaskRow.status != "done"))
             if not left:

@@ -54,10 +54,10 @@ def bench_config(devices: int = 6, slots: int = 4):
 
 
 def probe_graph(rng: random.Random, n: int, devices: int, hold_s: float) -> nx.DiGraph:
-    """``n`` probe tasks in a random DAG (edges only forward), each booking 1-3 devices."""
+    """``n`` probe tasks in a random DAG (edges only forward), each booking 1-2 devices."""
     g = nx.DiGraph()
     for i in range(n):
-        res = rng.sample([f"dev_{j}" for j in range(1, devices + 1)], rng.randint(1, 3))
+        res = rng.sample([f"dev_{j}" for j in range(1, devices + 1)], rng.randint(1, 2))
         g.add_node(f"p{i}", kind="probe", params={"resources": res, "slot": rng.random() < 0.3, "hold_s": hold_s})
         if i >= 2:
             for j in rng.sample(range(i), min(2, i)):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from labos.drivers.errors import DeviceBusy, DeviceFault, DeviceTimeout
+
 from labos.lab import InterventionError
 from labos.lab.config import Faults
 from tests.lab.labhelpers import answer_from_physics, check_invariants, experiment, simlab

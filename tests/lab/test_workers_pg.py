@@ -18,7 +18,7 @@ from labos.lab import Lab
 from labos.lab.records import ResourceRow, TaskRow
 
 ROOT = Path(__file__).resolve().parents[2]
-N_EXP, PER_EXP, DEVICES = 100, 10, 6
+N_EXP, PER_EXP, DEVICES = 100, 10, 10
 
 
 def _experiment(i: int) -> Experiment:
@@ -64,6 +64,6 @@ def test_four_workers_1000_tasks_no_double_booking(postgres_url, tmp_path):
     assert {t for t, _ in runs} == {t.id for t in tasks}
     for res, spans in intervals.items():
         spans.sort()
-        for (a0, b0, t0), (a1, _b1, t1) in zip(spans, spans[1:], strict=False):
+        for (_a0, b0, t0), (a1, _b1, t1) in zip(spans, spans[1:], strict=False):
             assert a1 >= b0, f"{res} double-booked by {t0} and {t1}"
         assert grants[res] == len(spans), f"{res}: {grants[res]} grants for {len(spans)} uses"

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-
-from labos.domain import XRDPattern
 from labos.models.xrd import AnalysisResult, CIFError, PhaseLibrary, XRDAnalysisError, analyze, read_pattern
 from labos.simulator.xrd import Instrument, SimPhase, synthesize
+
+from labos.domain import XRDPattern
 
 
 def test_recovers_a_simulated_three_phase_mixture(library):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from labos.models.xrd.io import write_xrdml
+from labos.simulator.xrd import synthesize
 from typer.testing import CliRunner
 
 from labos.cli.main import app
-from labos.models.xrd.io import write_xrdml
-from labos.simulator.xrd import synthesize
 
 
 @pytest.fixture
@@ -27,7 +27,19 @@ def refs(tmp_path, structures):
 def test_analyze_json(tmp_path, refs, library):
     f = write_xrdml(synthesize({"ZnO": 0.3, "TiO2": 0.7}, seed=1, library=library), tmp_path / "s1.xrdml")
     res = CliRunner().invoke(
-        app, ["xrd", "analyze", str(f), "--refs", str(refs), "--elements", "Zn,Ti,O", "--target", "TiO2", "--json"]
+        app,
+        [
+            "xrd",
+            "analyze",
+            str(f),
+            "--refs",
+            str(refs),
+            "--elements",
+            "Zn,Ti,O",
+            "--target",
+            "TiO2",
+            "--json",
+        ],
     )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output.strip().splitlines()[-1])

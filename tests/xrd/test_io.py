@@ -7,9 +7,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from labos.models.xrd.io import PatternFormatError, read_pattern, write_xrdml
 
 from labos.domain import XRDPattern
-from labos.models.xrd.io import PatternFormatError, read_pattern, write_xrdml
 
 XRDML_15 = """<?xml version="1.0" encoding="UTF-8"?>
 <xrdMeasurements xmlns="http://www.xrdml.com/XRDMeasurement/1.5" status="Completed">
@@ -85,7 +85,9 @@ def _brml(rows: list[str]) -> bytes:
         '<?xml version="1.0"?><RawData><FixedInformation><Instrument><PrimaryTracks><TrackInfoData>'
         '<Tube><WaveLengthAlpha1 Value="1.5406"/><WaveLengthAlpha2 Value="1.54439"/>'
         '<WaveLengthRatio Value="0.5"/></Tube></TrackInfoData></PrimaryTracks></Instrument></FixedInformation>'
-        "<DataRoutes><DataRoute>" + "".join(f"<Datum>{r}</Datum>" for r in rows) + "</DataRoute></DataRoutes></RawData>"
+        "<DataRoutes><DataRoute>"
+        + "".join(f"<Datum>{r}</Datum>" for r in rows)
+        + "</DataRoute></DataRoutes></RawData>"
     )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

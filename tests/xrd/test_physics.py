@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from labos.models.xrd.crystal import CrystalPhase
 from labos.models.xrd.physics import (
     InstrumentProfile,
@@ -91,7 +90,9 @@ def test_hill_howard_round_trip_noise_free(structures):
     pattern = synthesize(spec, inst)
     profile = inst.profile()
     fps = [
-        FitPhase(p, PhaseCalc.for_range(p, 100, profile.wavelengths), PhaseState(size_nm=100), refine_lattice=False)
+        FitPhase(
+            p, PhaseCalc.for_range(p, 100, profile.wavelengths), PhaseState(size_nm=100), refine_lattice=False
+        )
         for p in phases.values()
     ]
     fit = WholePatternFit(pattern.x, pattern.y, profile, fps, bg_basis=background_basis(pattern.x, 6)).run()

@@ -1,0 +1,144 @@
+"""Literature priors on a small subset of the text-mined dataset (the full set is for the benchmark)."""
+
+from __future__ import annotations
+
+import json
+import lzma
+
+import pytest
+from labos.models.literature import ConditionModel, ElementMedianBaseline, PrecursorRecommender
+from labos.models.literature.dataset import iter_reactions, load_records, material_amounts, parse_reaction
+from labos.models.literature.years import doi_year
+
+DATASET = "literature/solid-state_dataset_2019-12-03.json.xz"
+
+
+@pytest.fixture(scope="module")
+def subset():
+    from tests.conftest import shared_file
+
+    return load_records(shared_file(DATASET), limit=600)
+
+
+@pytest.mark.parametrize(
+    "doi,year",
+    [
+        ("10.1016/j.jssc.2009.04.013", 2009),
+        ("10.1016/S0022-3093(00)00007-7", 2000),
+        ("10.1007/s10854-017-8299-y", 2017),
+        ("10.1039/c7tc03031b", 2017),
+        ("10.1021/acs.chemmater.6b01756", 2016),
+        ("10.1021/cm049831k", 2004),
+        ("10.1149/2.0781714jes", 2017),
+        ("10.1103/PhysRevB.95.174121", 2017),
+        ("10.1111/j.1551-2916.2009.03073.x", 2009),
+        ("10.1002/aenm.201100149", 2011),
+        ("10.1038/s41598-017-16711-9", 2017),
+        ("10.1149/1.3183880", None),
+    ],
+)
+def test_doi_years(doi, year):
+    assert doi_year(doi) == year
+
+
+def test_amount_expressions_and_dopants():
+    target = {
+        "composition": [
+            {"formula": "x", "elements": {"La": "1-x", "Sr": "x", "Mn": "1", "O": "3"}, "amount": "1"}
+        ],
+        "amounts_vars": {"x": {"values": [0.2]}},
+        "elements_vars": {},
+        "additives": ["Eu2+"],
+    }
+    assert material_amounts(target) == pytest.approx({"La": 0.8, "Sr": 0.2, "Mn": 1.0, "O": 3.0})
+    rx = {
+        "doi": "10.1016/j.x.2010.01.001",
+        "target": target,
+        "precursors": [
+            {"composition": [{"elements": {"La": "2", "O": "3"}, "amount": "1"}]},
+            {"composition": [{"elements": {"Sr": "1", "C": "1", "O": "3"}, "amount": "1"}]},
+            {"composition": [{"elements": {"Mn": "1", "O": "2"}, "amount": "1"}]},
+            {"composition": [{"elements": {"O": "2"}, "amount": "1"}]},
+        ],
+        "operations": [
+            {
+                "type": "HeatingOperation",
+                "conditions": {
+                    "heating_temperature": [{"values": [900, 1200]}],
+                    "heating_time": [{"values": [12]}],
+                },
+            }
+        ],
+    }
+    rec = parse_reaction(rx)
+    assert rec is not None and rec.year == 2010
+    assert "Eu" in rec.elements and rec.elements["Eu"] < 0.01  # the dopant is an ingredient
+    assert rec.precursors == ("La2O3", "MnO2", "SrCO3")  # O2 is not a powder
+    assert rec.temperature_c == 1200 and rec.dwell_h == 12
+
+
+def test_subset_reads_quickly(subset):
+    assert len(subset) > 400
+    assert all(r.precursors and r.elements for r in subset)
+    assert sum(r.temperature_c is not None for r in subset) > 300
+
+
+def test_recommender_on_subset(subset):
+    model = PrecursorRecommender("learned", epochs=3).fit(subset)
+    recs = model.recommend("BaTiO3", k=5)
+    assert recs and all("Ba" in "".join(r.precursors) and "Ti" in "".join(r.precursors) for r in recs)
+    assert recs == sorted(recs, key=lambda r: -r.score)
+    only = model.recommend("BaTiO3", k=5, inventory=["BaO", "TiO2", "BaCO3"])
+    assert only and all(set(r.precursors) <= {"BaO", "TiO2", "BaCO3"} for r in only)
+    raw = PrecursorRecommender("raw").fit(subset)
+    known = subset[0]
+    assert known.precursors in [r.precursors for r in raw.recommend(known.target, k=5)]
+
+
+def test_condition_model_beats_nothing_silly(subset):
+    model = ConditionModel().fit(subset)
+    pred = model.predict({"Ba": 0.2, "Ti": 0.2, "O": 0.6}, ["BaCO3", "TiO2"])
+    assert 500 < pred.temperature_c < 1600 and 0 < pred.dwell_h < 100
+    base = ElementMedianBaseline().fit(subset)
+    assert 500 < base.predict(["Ba", "Ti"]) < 1600
+
+
+def test_priors_are_cached_by_checksum(tmp_path, monkeypatch):
+    """Training happens once per dataset version; the cache is keyed by the file's checksum."""
+    import labos.models.literature.priors as priors_mod
+
+    from labos.config import reset_settings
+    from tests.conftest import shared_file
+
+    monkeypatch.setenv("LABOS_CACHE_DIR", str(tmp_path / "cache"))
+    reset_settings()
+    small = tmp_path / "small.json.xz"
+    reactions = list(iter_reactions(shared_file(DATASET), limit=250))
+    with lzma.open(small, "wt") as fh:
+        json.dump({"reactions": reactions}, fh)
+    monkeypatch.setattr(priors_mod.PrecursorRecommender, "__init__", _fast_init)
+    first = priors_mod.get_priors(small)
+    cached = list((tmp_path / "cache" / "literature").glob("priors-*.pkl"))
+    assert len(cached) == 1
+    priors_mod._LOADED.clear()
+    again = priors_mod.get_priors(small)
+    assert again.info == first.info  # loaded from the pickle, not retrained
+    assert again.predict_conditions("BaTiO3", ["BaCO3", "TiO2"]).temperature_c == pytest.approx(
+        first.predict_conditions("BaTiO3", ["BaCO3", "TiO2"]).temperature_c
+    )
+
+
+def _fast_init(self, embedding="learned", epochs=2, seed=0, hidden=32, dim=16):
+    self.embedding, self.epochs, self.seed, self.hidden, self.dim = embedding, 2, seed, 32, 16
+    self.weights, self.labels = [], []
+
+
+def test_without_the_dataset_priors_are_absent(tmp_path, monkeypatch):
+    from labos.models.literature import load_priors
+
+    from labos.config import reset_settings
+
+    monkeypatch.setenv("LABOS_DATA_DIR", str(tmp_path))
+    reset_settings()
+    priors, why = load_priors()
+    assert priors is None and "labos data fetch" in why
