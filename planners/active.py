@@ -37,8 +37,12 @@ from scipy.linalg import solve_triangular
 DG_SCALE_EV = 0.02  # ΔG′ width of the driving-force sigmoid, eV/atom
 DG_OFFSET_EV = 0.01  # ΔG′ at which a set is even odds to win against competing reactions
 DG_RANK_WEIGHT = 0.6  # how much the rank of ΔG among the sets at one temperature matters
+SEL_WEIGHT = 0.5  # how much pairwise competition (selectivity > 0) can lower the prior
+SEL_SCALE_EV = 0.04
 T_WIDTH_C = 110.0  # width of the temperature factor
 T_LEAD_C = 60.0  # the factor reaches ~0.7 at the reference temperature
+HOT_MARGIN_C = 200.0  # far above the reference temperature ...
+HOT_PENALTY = 0.4  # ... the temperature factor drops by up to this share
 MAX_PRIOR = 0.7
 ROUTE_MARGIN = 0.2  # a known route is expected to do a little better than it did (higher T, longer)
 DEAD_PRIOR = 0.05
@@ -155,7 +159,11 @@ class ActiveLearningPlanner(BasePlanner):
         pairs = max(1, len(pred.unknown_pairs) + len(pred.inert_pairs))
         unknown_share = len(pred.unknown_pairs) / pairs
         t_ref, _ = self.reference_temperature(cell)
-        f_t = _phi((cell.temperature_c - t_ref + T_LEAD_C) / T_WIDTH_C)
+        # rises through the reference temperature; well above it, volatility and decomposition of the
+        # target make success less likely (a mild penalty: the reference is a typical, not an upper, value)
+        f_t = _phi((cell.temperature_c - t_ref + T_LEAD_C) / T_WIDTH_C) * (
+            1.0 - HOT_PENALTY * _phi((cell.temperature_c - t_ref - HOT_MARGIN_C) / T_WIDTH_C)
+        )
         if dg is None:
             f_dg = 0.5
         else:
@@ -163,6 +171,9 @@ class ActiveLearningPlanner(BasePlanner):
             # relative: among sets at this temperature, larger driving force ranks higher
             f_abs = 1.0 / (1.0 + math.exp(-(-dg - DG_OFFSET_EV) / DG_SCALE_EV))
             f_dg = f_abs * (1.0 - DG_RANK_WEIGHT * self._dg_percentile(cell, dg))
+            sel = self.selectivity(cell.candidate)
+            if sel is not None:  # a pair that would rather make something else lowers the odds
+                f_dg *= 1.0 - SEL_WEIGHT / (1.0 + math.exp(-sel / SEL_SCALE_EV))
         lit = 0.55 + 0.45 * self._lit_rank.get(cell.set_key, 0.0) if self._lit_rank else 0.8
         prior = MAX_PRIOR * f_dg * f_t * lit
         if cell.candidate.reaction is None:
@@ -292,6 +303,14 @@ class ActiveLearningPlanner(BasePlanner):
         if v.dg is not None:
             label = "remaining driving force ΔG′" if v.pred.applied else "driving force"
             parts.append(f"The {label} to the target is {v.dg * 1000:.0f} meV/atom.")
+        sel = self.selectivity(cell.candidate)
+        if sel is not None:
+            verdict = (
+                "no precursor pair prefers a side reaction"
+                if sel <= 0
+                else "a precursor pair prefers a side reaction"
+            )
+            parts.append(f"Pairwise competition {sel * 1000:+.0f} meV/atom ({verdict}).")
         if v.route > 0:
             parts.append(f"A known route forms the target ({v.route:.0%} of atoms).")
         if v.dead:

@@ -26,6 +26,7 @@ from labos.errors import FormulaError
 
 DEFAULT_LADDER_C: tuple[float, ...] = (600.0, 700.0, 800.0, 900.0, 1000.0)
 LITERATURE_STEP_C = 25.0  # literature temperatures are rounded to this step
+SELECTIVITY_T_C = 800.0  # pairwise competition is judged at one temperature (a property of the pairs)
 NO_PRIORS_FLAG = "no literature priors available: ranking uses thermodynamics alone"
 NO_THERMO_FLAG = "no thermodynamic data: energies unavailable, ranking uses literature priors/order only"
 
@@ -141,6 +142,7 @@ class BasePlanner:
         self.pending: dict[str, Cell] = {}
         self._dg_cache: dict[tuple[Any, ...], float | None] = {}
         self._pred_cache: dict[tuple[Any, ...], Prediction] = {}
+        self._sel_cache: dict[tuple[str, ...], float | None] = {}
 
     # ------------------------------------------------------------------ set-up
 
@@ -209,6 +211,32 @@ class BasePlanner:
                 )
             self._dg_cache[key] = value
         return self._dg_cache[key]
+
+    def selectivity(self, candidate: CandidateSet) -> float | None:
+        """Primary competition of the set (McDermott et al. 2023, C1-like), eV/atom.
+
+        ΔG of the target reaction minus the most exergonic reaction any precursor pair of the set
+        can run instead (per atom of the mixture, at SELECTIVITY_T_C): ≤ 0 when the target reaction
+        outcompetes every pairwise side reaction, > 0 when some pair would rather make something else.
+        """
+        key = candidate.key
+        if key in self._sel_cache:
+            return self._sel_cache[key]
+        value = None
+        rxn = candidate.reaction
+        if rxn is not None and self.thermo.available:
+            tk = SELECTIVITY_T_C + 273.15
+            atoms = sum(c * n_atoms(canonical(r)) for r, c in rxn.reactants.items())
+            atoms += sum(-c * n_atoms(g) for g, c in rxn.gases.items() if c < 0)
+            dg = self.thermo.reaction_energy(rxn.signed(), tk, atoms)
+            worst = 0.0
+            for a, b in candidate.pairs:
+                best = self.thermo.interface(a, b, tk)
+                if best is not None and self.target_key not in best.products:
+                    worst = min(worst, best.energy_per_atom)
+            value = dg - worst
+        self._sel_cache[key] = value
+        return value
 
     def predict_cell(self, cell: Cell) -> Prediction:
         """Intermediates expected at the cell's temperature from the pairwise store (cached)."""

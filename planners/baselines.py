@@ -30,20 +30,31 @@ class ThermoOnlyPlanner(BasePlanner):
     name = "thermo"
 
     def _score(self, cell: Cell) -> tuple[float, int, float]:
+        """Reaction energy, penalised by pairwise competition; ties: more distinct interfaces."""
         dg = self.reaction_energy(cell)
-        return (dg if dg is not None else np.inf, -len(cell.candidate.pairs), self._tiebreak[cell.key])
+        if dg is None:
+            return (np.inf, 0, self._tiebreak[cell.key])
+        sel = self.selectivity(cell.candidate) or 0.0
+        return (dg + max(sel, 0.0), -len(cell.candidate.pairs), self._tiebreak[cell.key])
 
     def _choose(self, available: list[Cell], n: int) -> list[Decision]:
         ranked = sorted(available, key=self._score)
         out = []
         for rank, c in enumerate(ranked[:n]):
             dg = self.reaction_energy(c)
-            why = (
-                f"Ranked {rank + 1} of {len(available)} untested cells by reaction energy to the target "
-                "(thermodynamics only, no learning)."
-                if dg is not None
-                else "No reaction energy available; order is arbitrary."
-            )
+            if dg is None:
+                why = "No reaction energy available; order is arbitrary."
+            else:
+                sel = self.selectivity(c.candidate)
+                comp = (
+                    f"; pairwise competition {sel * 1000:+.0f} meV/atom (≤ 0: no pair prefers a side reaction)"
+                    if sel is not None
+                    else ""
+                )
+                why = (
+                    f"Ranked {rank + 1} of {len(available)} untested cells by reaction energy to the target"
+                    f"{comp}, then {len(c.candidate.pairs)} pairwise interfaces (thermodynamics only, no learning)."
+                )
             out.append(Decision(cell=c, why=why, expected_yield=0.0))
         return out
 
@@ -53,7 +64,7 @@ class BOPlanner(BasePlanner):
 
     name = "bo"
     n_initial = 5
-    n_trees = 40
+    n_trees = 25
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -21,6 +21,7 @@ from labos.planners.balance import balance
 from labos.planners.chemistry import canonical, is_gas, n_atoms, nonvolatile, weight_to_mole_fractions
 
 Pair = tuple[str, ...]  # one phase (decomposition) or two phases, canonical formulas, sorted
+PARTIAL_EXTENT = 0.5  # share of a phase a competing (partial) decomposition is assumed to consume
 
 
 def pair_key(*phases: str) -> Pair:
@@ -37,6 +38,7 @@ class PairRecord:
     t_inert_max_c: float | None = None  # highest temperature at which the pair was seen unreacted
     t_react_min_c: float | None = None  # lowest temperature at which the reaction was seen
     ambiguous: bool = False  # only ever seen as one of several possible explanations
+    partial: bool = False  # a decomposition seen beside reactions of the same phase: it competes
     evidence: list[str] = field(default_factory=list)  # experiment ids
     source: str = "observed"
     max_fraction: dict[str, float] = field(default_factory=dict)  # highest weight fraction seen per product
@@ -63,6 +65,7 @@ class PairRecord:
             "t_inert_max_c": self.t_inert_max_c,
             "t_react_min_c": self.t_react_min_c,
             "ambiguous": self.ambiguous,
+            "partial": self.partial,
             "evidence": list(self.evidence),
             "source": self.source,
             "max_fraction": dict(self.max_fraction),
@@ -77,6 +80,7 @@ class PairRecord:
             t_inert_max_c=data.get("t_inert_max_c"),
             t_react_min_c=data.get("t_react_min_c"),
             ambiguous=bool(data.get("ambiguous", False)),
+            partial=bool(data.get("partial", False)),
             evidence=list(data.get("evidence") or []),
             source=data.get("source", "observed"),
             max_fraction={canonical(k): float(v) for k, v in (data.get("max_fraction") or {}).items()},
@@ -188,8 +192,10 @@ class PairwiseStore:
         evidence: str | None = None,
         ambiguous: bool = False,
         fractions: dict[str, float] | None = None,
+        partial: bool = False,
     ) -> None:
         rec = self._records.get(pair) or PairRecord(reactants=pair, atmosphere=self.atmosphere)
+        rec.partial = rec.partial or partial
         for p, w in (fractions or {}).items():
             key = canonical(p)
             rec.max_fraction[key] = max(rec.max_fraction.get(key, 0.0), float(w))
@@ -223,6 +229,7 @@ class PairwiseStore:
                     rec.t_react_min_c,
                     ambiguous=rec.ambiguous,
                     fractions=rec.max_fraction,
+                    partial=rec.partial,
                 )
             mine = self._records[rec.reactants]
             for e in rec.evidence:
@@ -271,6 +278,8 @@ def _apply(phases: dict[str, float], rec: PairRecord, atmosphere: str, gases: di
         if bal is None:
             continue
         extent = min(phases[r] / c for r, c in bal.reactants.items())
+        if rec.partial:
+            extent *= PARTIAL_EXTENT  # competes with the phase's other reactions: some of it remains
         if extent <= 1e-12:
             return False
         for r, c in bal.reactants.items():
@@ -347,6 +356,7 @@ class Analysis:
         default_factory=list
     )  # pair, products, ambiguous
     fractions: dict[str, float] = field(default_factory=dict)  # observed weight fractions
+    partial: list[Pair] = field(default_factory=list)  # decompositions that competed with other reactions
     unexplained: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -425,11 +435,31 @@ def analyse(
     for p in present:
         if p in start and (p,) not in explaining:
             result.inert.append((p,))
+    # A decomposition is partial when its phase survives, or when the same phase also reacted with a
+    # partner here and those pair products outweigh the decomposition product (it lost the race).
+    pair_weight: dict[str, float] = {}
+    for pair, prods, _ in result.reactions:
+        if len(pair) == 2:
+            for p in pair:
+                pair_weight[p] = pair_weight.get(p, 0.0) + sum(obs.get(x, 0.0) for x in prods)
+    partial = {
+        pair
+        for pair, prods, _ in result.reactions
+        if len(pair) == 1
+        and (pair[0] in obs or sum(obs.get(x, 0.0) for x in prods) < pair_weight.get(pair[0], 0.0))
+    }
+    result.partial = sorted(partial)
     if update:
         for pair in result.inert:
             store.record_inert(pair, temperature_c, evidence)
         for pair, prods, amb in result.reactions:
             store.record_reaction(
-                pair, prods, temperature_c, evidence, ambiguous=amb, fractions={p: obs[p] for p in prods}
+                pair,
+                prods,
+                temperature_c,
+                evidence,
+                ambiguous=amb,
+                fractions={p: obs[p] for p in prods},
+                partial=pair in partial,
             )
     return result

@@ -326,8 +326,12 @@ def benchmark(
     priors: Any = None,
     energy_noise_ev: float = 0.025,
     batch: int = 1,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Every planner over ``seeds`` seeds on the same oracle, beside the analytic random expectation."""
+    """Every planner over ``seeds`` seeds on the same oracle, beside the analytic random expectation.
+
+    ``jobs`` > 1 runs seeds in forked processes (results are identical: every run is seeded).
+    """
     oracle = ReplayOracle(dataset)
     n, k = oracle.n_cells, len(oracle.success_keys)
     thermo_view = None
@@ -356,8 +360,32 @@ def benchmark(
     }
     for name in planners:
         t0 = time.perf_counter()
-        runs = [run_one(name, oracle, s, thermo, priors, energy_noise_ev, batch) for s in range(seeds)]
+        args = [(name, oracle, s, thermo, priors, energy_noise_ev, batch) for s in range(seeds)]
+        if jobs > 1 and seeds > 1:
+            runs = _parallel(args, jobs)
+        else:
+            runs = [run_one(*a) for a in args]
         summary = summarise(runs, n, k)
         summary["wall_s"] = time.perf_counter() - t0
         result["planners"][name] = summary
     return result
+
+
+_FORK_ARGS: list[tuple] = []
+
+
+def _run_index(i: int) -> dict[str, Any]:
+    return run_one(*_FORK_ARGS[i])
+
+
+def _parallel(args: list[tuple], jobs: int) -> list[dict[str, Any]]:
+    """Seeds in forked worker processes (they inherit the loaded thermo data and priors)."""
+    import multiprocessing as mp
+
+    global _FORK_ARGS
+    _FORK_ARGS = args
+    try:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_run_index, range(len(args)))
+    finally:
+        _FORK_ARGS = []

@@ -26,7 +26,9 @@ class PairwiseReactionRow(Base):
     t_inert_max_c: Mapped[float | None] = mapped_column(Float)
     t_react_min_c: Mapped[float | None] = mapped_column(Float)
     ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+    partial: Mapped[bool] = mapped_column(Boolean, default=False)
     evidence: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_fraction: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source: Mapped[str] = mapped_column(String(32), default="observed")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     __table_args__ = (UniqueConstraint("atmosphere", "reactants", name="uq_planner_pairwise_reactions_pair"),)
@@ -40,8 +42,10 @@ class PairwiseReactionRow(Base):
                 "t_inert_max_c": self.t_inert_max_c,
                 "t_react_min_c": self.t_react_min_c,
                 "ambiguous": self.ambiguous,
+                "partial": self.partial,
                 "evidence": self.evidence,
                 "source": self.source,
+                "max_fraction": self.max_fraction or {},
             }
         )
 
@@ -73,8 +77,10 @@ def save_store(session: Session, store: PairwiseStore) -> int:
             "t_inert_max_c": rec.t_inert_max_c,
             "t_react_min_c": rec.t_react_min_c,
             "ambiguous": rec.ambiguous,
+            "partial": rec.partial,
             "evidence": list(rec.evidence)[-200:],
             "source": rec.source,
+            "max_fraction": dict(rec.max_fraction),
         }
         changed = any(getattr(row, k) != v for k, v in values.items())
         if changed:

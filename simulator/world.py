@@ -9,7 +9,7 @@ fractions (:class:`TrueOutcome`). The model, step by step over the heating progr
 1. **Dosing and mixing.** Each dosed mass gets a relative weighing error (hidden σ, 0.3–1.2 %).
    A hidden share (1–5 % on average, varying per synthesis) of each powder stays in agglomerates
    that never touch the other powders: it can decompose or evaporate but not react with them.
-   Each shelf powder has a hidden reactivity (particle size; log-normal, σ(ln k) = 2 at the
+   Each shelf powder has a hidden reactivity (particle size; log-normal, σ(ln k) = 1.2 at the
    default difficulty); powder formed in the furnace is fine grained and reactive (×1.5–3).
 2. **Single-phase changes.** A phase that is unstable on its own in the atmosphere (carbonates,
    hydroxides, nitrates, hydrates, oxides that gain or lose oxygen) reacts by its most exergonic
@@ -297,7 +297,10 @@ class World:
 
     def __repr__(self) -> str:
         els = "any" if self.elements is None else "-".join(sorted(self.elements))
-        return f"World(seed={self.seed}, elements={els}, structures={len(self.structures)})"
+        return (
+            f"World(seed={self.seed}, elements={els}, structures={len(self.structures)}, "
+            f"difficulty={self.difficulty.name})"
+        )
 
     # ---------------------------------------------------------------- names and structures
     def name_of(self, key: str) -> str:

@@ -344,6 +344,8 @@ class CampaignRunner:
             proc = lab.process(self._loop())
             lab.engine.start()
             lab.env.run(until=proc)
+            if self._finished():  # let the last samples reach storage before the lab stops
+                lab.env.run(until=lab.process(self._drain()))
             status = "completed" if self._finished() else "time_up"
         except BaseException as exc:
             status = "interrupted" if not isinstance(exc, Exception) else "failed"
@@ -395,6 +397,27 @@ class CampaignRunner:
                 self._wake = env.event()
             self._check_failed()
             soon = self._fill()
+
+    def _drain(self):
+        """Wait (on the lab clock) until no task of this campaign's experiments is left, or the deadline."""
+        from labos.lab.records import TaskRow
+
+        env = self.lab.env
+        until = min(self.deadline_s, env.now + 6 * 3600.0)  # storing a sample takes minutes, not hours
+        while env.now < until:
+            with self.store.factory() as s:
+                left = s.scalar(
+                    select(_count())
+                    .select_from(TaskRow)
+                    .join(persist.ExperimentRow, persist.ExperimentRow.id == TaskRow.experiment_id)
+                    .where(
+                        persist.ExperimentRow.campaign_id == self.campaign_id,
+                        TaskRow.status.in_(("blocked", "ready", "running", "resume")),
+                    )
+                )
+            if not left:
+                return
+            yield env.timeout(min(60.0, max(1.0, until - env.now)))
 
     def _poke(self) -> None:
         if not self._wake.triggered:

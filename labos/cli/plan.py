@@ -173,9 +173,12 @@ def bench_replay(
     batch: Annotated[int, typer.Option(help="experiments per ask (furnaces)", min=1, max=64)] = 1,
     thermo: Annotated[str, typer.Option(help="auto, mp, exp or none")] = "auto",
     priors: Annotated[bool, typer.Option("--priors/--no-priors", help="use the literature priors")] = True,
+    jobs: Annotated[int, typer.Option(help="worker processes for the seeds", min=1, max=64)] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Planners against the recorded outcomes of a dataset: experiments to first/all successes."""
+    """Planners against the recorded outcomes of a dataset: experiments to first/all successes.
+
+    Baseline: random search (analytic expectation and the planner) and random-forest BO, same oracle."""
     from labos.errors import LabosError
     from labos.planners import PLANNERS
     from labos.planners.replay import benchmark, load_replay
@@ -189,7 +192,7 @@ def bench_replay(
         db, thermo_kind = load_thermo(thermo)
         lit, lit_note = load_priors(priors)
         result = benchmark(
-            data, names, seeds=seeds, thermo=db, priors=lit, energy_noise_ev=noise, batch=batch
+            data, names, seeds=seeds, thermo=db, priors=lit, energy_noise_ev=noise, batch=batch, jobs=jobs
         )
     except LabosError as exc:
         fail(str(exc))

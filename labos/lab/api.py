@@ -153,9 +153,21 @@ class LabAPI:
             if status:
                 stmt = stmt.where(TaskRow.status == status)
             return [
-                TaskView(id=t.id, experiment_id=t.experiment_id, node=t.node, kind=t.kind, status=t.status,
-                         holds=dict(t.holds or {}), run_id=t.run_id, attempts=t.attempts, duration_min=t.duration_min,
-                         ready_s=t.ready_s, started_s=t.started_s, finished_s=t.finished_s, error=t.error)
+                TaskView(
+                    id=t.id,
+                    experiment_id=t.experiment_id,
+                    node=t.node,
+                    kind=t.kind,
+                    status=t.status,
+                    holds=dict(t.holds or {}),
+                    run_id=t.run_id,
+                    attempts=t.attempts,
+                    duration_min=t.duration_min,
+                    ready_s=t.ready_s,
+                    started_s=t.started_s,
+                    finished_s=t.finished_s,
+                    error=t.error,
+                )
                 for t in s.scalars(stmt)
             ]
 
@@ -173,10 +185,19 @@ class LabAPI:
             if status:
                 stmt = stmt.where(FurnaceRunRow.status == status)
             return [
-                FurnaceRunView(id=r.id, furnace=r.furnace, status=r.status, members=list(r.members),
-                               capacity=r.capacity, max_c=max(sg["target_c"] for sg in r.profile["segments"]),
-                               duration_min=r.duration_min, created_s=r.created_s, heat_start_s=r.heat_start_s,
-                               heat_end_s=r.heat_end_s, finished_s=r.finished_s)
+                FurnaceRunView(
+                    id=r.id,
+                    furnace=r.furnace,
+                    status=r.status,
+                    members=list(r.members),
+                    capacity=r.capacity,
+                    max_c=max(sg["target_c"] for sg in r.profile["segments"]),
+                    duration_min=r.duration_min,
+                    created_s=r.created_s,
+                    heat_start_s=r.heat_start_s,
+                    heat_end_s=r.heat_end_s,
+                    finished_s=r.finished_s,
+                )
                 for r in s.scalars(stmt)
             ]
 
@@ -201,7 +222,9 @@ class LabAPI:
     ) -> InterventionView:
         """Answer an open intervention; the lab state follows the answer in the same transaction."""
         out = self.store.run(
-            lambda s: view(answer_intervention(s, intervention_id, option, user, values=values, lab_t=self._clock(s)))
+            lambda s: view(
+                answer_intervention(s, intervention_id, option, user, values=values, lab_t=self._clock(s))
+            )
         )
         self._changed()
         return out
@@ -213,12 +236,21 @@ class LabAPI:
 
         with self.store.factory() as s:
             st = s.get(LabStateRow, self.store.lab_id)
-            exps = dict(s.execute(select(ExperimentRow.status, func.count()).group_by(ExperimentRow.status)).all())
+            exps = dict(
+                s.execute(select(ExperimentRow.status, func.count()).group_by(ExperimentRow.status)).all()
+            )
             tasks = dict(s.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status)).all())
-            n_int = s.scalar(select(func.count()).select_from(InterventionRow).where(InterventionRow.status == "open"))
-            return LabStateView(desired=st.desired if st else "running", clock_s=st.clock_s if st else 0.0,
-                                updated_by=st.updated_by if st else None, experiments=exps, tasks=tasks,
-                                open_interventions=n_int or 0)
+            n_int = s.scalar(
+                select(func.count()).select_from(InterventionRow).where(InterventionRow.status == "open")
+            )
+            return LabStateView(
+                desired=st.desired if st else "running",
+                clock_s=st.clock_s if st else 0.0,
+                updated_by=st.updated_by if st else None,
+                experiments=exps,
+                tasks=tasks,
+                open_interventions=n_int or 0,
+            )
 
     def _set(self, desired: str, user: str) -> None:
         def fn(s):
@@ -244,9 +276,18 @@ class LabAPI:
 
     # ---- events
 
-    def events(self, after_id: int = 0, *, limit: int = 1000, kinds: list[str] | None = None,
-               prefix: str | None = None, subject: str | None = None) -> list[Event]:
-        return read_events(self.store.factory, after_id, kinds=kinds, prefix=prefix, subject=subject, limit=limit)
+    def events(
+        self,
+        after_id: int = 0,
+        *,
+        limit: int = 1000,
+        kinds: list[str] | None = None,
+        prefix: str | None = None,
+        subject: str | None = None,
+    ) -> list[Event]:
+        return read_events(
+            self.store.factory, after_id, kinds=kinds, prefix=prefix, subject=subject, limit=limit
+        )
 
     def follow(self, after_id: int = 0, **kw):
         return follow_events(self.store.factory, after_id, **kw)

@@ -178,6 +178,13 @@ class Batching(_Model):
     )
 
 
+class Scheduling(_Model):
+    feed_bottleneck: bool = Field(
+        default=True,
+        description="while the diffractometer would idle, start the samples that reach it soonest first",
+    )
+
+
 class LabConfig(_Model):
     name: str = "lab"
     devices: list[DeviceEntry] = Field(default_factory=list)
@@ -186,6 +193,7 @@ class LabConfig(_Model):
     timing: Timing = Field(default_factory=Timing)
     faults: Faults = Field(default_factory=Faults)
     batching: Batching = Field(default_factory=Batching)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
     arms: dict[str, str] = Field(
         default_factory=dict, description="position group -> arm that moves samples into it"
     )
@@ -394,14 +402,30 @@ def sim_lab_config(
     devices: list[dict[str, Any]] = []
     for i in range(1, dosers + 1):
         devices.append(
-            {"name": f"doser_{i}", "kind": "sim_doser", "lab": {"role": "doser", "slots": 1, "group": "dosing"}}
+            {
+                "name": f"doser_{i}",
+                "kind": "sim_doser",
+                "lab": {"role": "doser", "slots": 1, "group": "dosing"},
+            }
         )
     devices += [
         {"name": "mixer_1", "kind": "sim_mixer", "lab": {"role": "mixer", "slots": 2, "group": "mixer"}},
-        {"name": "arm_dosing", "kind": "sim_arm", "lab": {"role": "arm", "serves": ["dosing", "mixer", "crucible_rack"]}},
+        {
+            "name": "arm_dosing",
+            "kind": "sim_arm",
+            "lab": {"role": "arm", "serves": ["dosing", "mixer", "crucible_rack"]},
+        },
         {"name": "arm_furnace", "kind": "sim_arm", "lab": {"role": "arm", "serves": ["cooling_rack"]}},
-        {"name": "arm_char", "kind": "sim_arm", "lab": {"role": "arm", "serves": ["grinder", "xrd", "storage"]}},
-        {"name": "grinder_1", "kind": "sim_grinder", "lab": {"role": "grinder", "slots": 1, "group": "grinder"}},
+        {
+            "name": "arm_char",
+            "kind": "sim_arm",
+            "lab": {"role": "arm", "serves": ["grinder", "xrd", "storage"]},
+        },
+        {
+            "name": "grinder_1",
+            "kind": "sim_grinder",
+            "lab": {"role": "grinder", "slots": 1, "group": "grinder"},
+        },
         {"name": "xrd_1", "kind": "sim_xrd", "lab": {"role": "xrd", "slots": xrd_slots, "group": "xrd"}},
     ]
     arms = {}
@@ -410,8 +434,13 @@ def sim_lab_config(
             {
                 "name": f"furnace_{i}",
                 "kind": "sim_furnace",
-                "lab": {"role": "furnace", "slots": furnace_slots, "holds": ["crucible"], "max_c": 1200,
-                        "door": f"door_{i}"},
+                "lab": {
+                    "role": "furnace",
+                    "slots": furnace_slots,
+                    "holds": ["crucible"],
+                    "max_c": 1200,
+                    "door": f"door_{i}",
+                },
             }
         )
         devices.append({"name": f"door_{i}", "kind": "sim_door", "lab": {"role": "door"}})

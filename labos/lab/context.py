@@ -153,9 +153,17 @@ class StepContext:
                 self._commit_done(name, attempt, st.effect, st.data, result, recovered=True)
                 return result
             if verdict.outcome == "ask":
-                self._ask(ConfirmStep(owner=self.owner, task_id=self.task_id, step=name, attempt=attempt,
-                                      effect=st.effect, data=st.data,
-                                      reason=verdict.reason or "the lab OS stopped while the step was running"))
+                self._ask(
+                    ConfirmStep(
+                        owner=self.owner,
+                        task_id=self.task_id,
+                        step=name,
+                        attempt=attempt,
+                        effect=st.effect,
+                        data=st.data,
+                        reason=verdict.reason or "the lab OS stopped while the step was running",
+                    )
+                )
             self._write(name, attempt, "abandoned", data={"reason": "verified not done"})
         faults = self.cfg.faults
         tries = 0
@@ -177,8 +185,17 @@ class StepContext:
                         self._commit_done(name, attempt, effect, payload, res, recovered=True)
                         return res
                     if verdict.outcome == "ask":
-                        self._ask(ConfirmStep(owner=self.owner, task_id=self.task_id, step=name, attempt=attempt,
-                                              effect=effect, data=payload, reason=f"{dev} timed out: {exc}"))
+                        self._ask(
+                            ConfirmStep(
+                                owner=self.owner,
+                                task_id=self.task_id,
+                                step=name,
+                                attempt=attempt,
+                                effect=effect,
+                                data=payload,
+                                reason=f"{dev} timed out: {exc}",
+                            )
+                        )
                 self._write(name, attempt, "failed", data={"error": str(exc), "type": type(exc).__name__})
                 if (exc.safe_to_retry or isinstance(exc, DeviceTimeout)) and tries <= faults.max_retries:
                     self._event("task.retry", step=name, attempt=attempt, error=str(exc), device=dev)
@@ -208,12 +225,14 @@ class StepContext:
         """Write the deferred records (and their effects) in the caller's transaction."""
         if self._pending:
             cols = ("owner", "step", "attempt", "phase", "effect", "data", "lab_t", "at")
-            session.execute(insert(JournalRow.__table__),
-                            [{c: getattr(r, c) for c in cols} for r, _, _ in self._pending])
+            session.execute(
+                insert(JournalRow.__table__), [{c: getattr(r, c) for c in cols} for r, _, _ in self._pending]
+            )
         for row, data, result in self._pending:
             if row.phase == "done":
-                journal.apply_effect(session, row.effect, self.owner, data, result, row.lab_t,
-                                     f"{self.cause} ({self.owner})")
+                journal.apply_effect(
+                    session, row.effect, self.owner, data, result, row.lab_t, f"{self.cause} ({self.owner})"
+                )
 
     def committed(self) -> None:
         self._pending.clear()
@@ -230,15 +249,27 @@ class StepContext:
         return out
 
     def _defer(self, step: str, attempt: int, effect: str | None, data: dict, result: Any) -> None:
-        row = JournalRow(owner=self.owner, step=step, attempt=attempt, phase="done", effect=effect,
-                         data={"result": result, "input": data}, lab_t=self.now, at=utcnow())
+        row = JournalRow(
+            owner=self.owner,
+            step=step,
+            attempt=attempt,
+            phase="done",
+            effect=effect,
+            data={"result": result, "input": data},
+            lab_t=self.now,
+            at=utcnow(),
+        )
         self._pending.append((row, data, result))
         self.log.record(row)
 
-    def _write(self, step: str, attempt: int, phase: str, *, effect: str | None = None, data: dict | None = None):
+    def _write(
+        self, step: str, attempt: int, phase: str, *, effect: str | None = None, data: dict | None = None
+    ):
         now = self.now
         row = self.transact(
-            lambda session: journal.write(session, self.owner, step, attempt, phase, effect=effect, data=data, lab_t=now)
+            lambda session: journal.write(
+                session, self.owner, step, attempt, phase, effect=effect, data=data, lab_t=now
+            )
         )
         self.log.record(row)
         self.engine.crash_point(self.owner, step, phase)
@@ -248,8 +279,15 @@ class StepContext:
         cause = f"{self.cause} ({self.owner})"
 
         def fn(session):
-            row = journal.write(session, self.owner, step, attempt, "done",
-                                data={"result": result, "recovered": recovered}, lab_t=now)
+            row = journal.write(
+                session,
+                self.owner,
+                step,
+                attempt,
+                "done",
+                data={"result": result, "recovered": recovered},
+                lab_t=now,
+            )
             journal.apply_effect(session, effect, self.owner, data, result, now, cause)
             return row
 
@@ -298,12 +336,26 @@ class StepContext:
         def mark(session):
             if isinstance(exc, DeviceFault):
                 set_device_state(session, device, "fault", {"error": str(exc), "code": jsonable(exc.code)})
-            emit(session, "device.fault", device, lab_t=now, error=str(exc), code=jsonable(exc.code),
-                 owner=self.owner)
+            emit(
+                session,
+                "device.fault",
+                device,
+                lab_t=now,
+                error=str(exc),
+                code=jsonable(exc.code),
+                owner=self.owner,
+            )
 
         self.transact(mark)
-        self._ask(ClearDeviceFault(device=device, error=str(exc), code=None if exc.code is None else str(exc.code),
-                                   owner=self.owner, task_id=self.task_id))
+        self._ask(
+            ClearDeviceFault(
+                device=device,
+                error=str(exc),
+                code=None if exc.code is None else str(exc.code),
+                owner=self.owner,
+                task_id=self.task_id,
+            )
+        )
 
 
 class TaskContext(StepContext):

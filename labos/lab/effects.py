@@ -34,7 +34,12 @@ def _create(session: Session, owner: str, data: dict, result: Any, lab_t: float,
 @effect("move")
 def _move(session: Session, owner: str, data: dict, result: Any, lab_t: float, cause: str) -> None:
     move_sample(
-        session, data["sample_id"], data["destination"], cause=cause, lab_t=lab_t, container=data.get("container")
+        session,
+        data["sample_id"],
+        data["destination"],
+        cause=cause,
+        lab_t=lab_t,
+        container=data.get("container"),
     )
 
 
@@ -68,13 +73,23 @@ def _heat_start(session: Session, owner: str, data: dict, result: Any, lab_t: fl
         if t is not None and t.status in ("ready", "blocked"):
             t.status = "running"
             t.started_s = started
-            emit(session, "task.started", t.id, lab_t=started, experiment=t.experiment_id, kind=t.kind, run=run.id)
+            emit(
+                session,
+                "task.started",
+                t.id,
+                lab_t=started,
+                experiment=t.experiment_id,
+                kind=t.kind,
+                run=run.id,
+            )
 
 
 @effect("stage")
 def _stage(session: Session, owner: str, data: dict, result: Any, lab_t: float, cause: str) -> None:
     """A processing step on a sample (mix, grind): provenance only."""
-    add_provenance(session, data["sample_id"], data["stage"], task_id=owner, lab_t=lab_t, **data.get("info", {}))
+    add_provenance(
+        session, data["sample_id"], data["stage"], task_id=owner, lab_t=lab_t, **data.get("info", {})
+    )
 
 
 @effect("xrd")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from labos.db.base import utcnow
@@ -53,16 +53,38 @@ KINDS = (
 )
 
 
-def emit(session: Session, event: str, subject: str | None = None, /, *, lab_t: float | None = None, **data: Any):
+def emit(
+    session: Session, event: str, subject: str | None = None, /, *, lab_t: float | None = None, **data: Any
+):
     """Record one event in the caller's transaction (so it commits with the change it describes).
 
     Events are buffered on the session and inserted in one statement just before it commits."""
     if lab_t is not None:
         data["lab_t"] = round(float(lab_t), 3)
-    session.info.setdefault(_BUFFER, []).append({"at": utcnow(), "kind": event, "subject": subject, "data": data})
+    session.info.setdefault(_BUFFER, []).append(
+        {"at": utcnow(), "kind": event, "subject": subject, "data": data}
+    )
 
 
 _BUFFER = "labos_lab_events"
+
+
+# Changes that can let another worker start something: on PostgreSQL the committing transaction
+# also sends NOTIFY on this channel, so idle workers wake at once instead of at their next poll.
+CHANNEL = "labos_lab"
+WAKE_KINDS = frozenset(
+    {
+        "task.finished",
+        "task.ready",
+        "experiment.submitted",
+        "intervention.answered",
+        "lab.resumed",
+        "furnace_run.finished",
+        "device.state",
+        "inventory.refilled",
+        "sample.removed",
+    }
+)
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -70,6 +92,9 @@ def _write_events(session: Session) -> None:
     rows = session.info.pop(_BUFFER, None)
     if rows:
         session.execute(insert(EventRow.__table__), rows)
+        bind = session.get_bind()
+        if bind.dialect.name == "postgresql" and any(r["kind"] in WAKE_KINDS for r in rows):
+            session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -79,8 +79,15 @@ class Physics:
     def new_object(self, container: str) -> str:
         oid = f"obj{self.state['next']}"
         self.state["next"] += 1
-        self.state["objects"][oid] = {"container": container, "contents": {}, "phases": None, "doses": [],
-                                      "heats": [], "stages": [], "scans": 0}
+        self.state["objects"][oid] = {
+            "container": container,
+            "contents": {},
+            "phases": None,
+            "doses": [],
+            "heats": [],
+            "stages": [],
+            "scans": 0,
+        }
         return oid
 
     def at(self, position: str) -> str | None:
@@ -104,8 +111,9 @@ class Physics:
         o = self.obj(oid)
         if o["phases"] is not None:
             return dict(o["phases"])
-        return no_reaction(o["contents"], HeatStep(segments=[HeatSegment(ramp_c_per_min=1, target_c=25,
-                                                                            dwell_min=0)]), "air")
+        return no_reaction(
+            o["contents"], HeatStep(segments=[HeatSegment(ramp_c_per_min=1, target_c=25, dwell_min=0)]), "air"
+        )
 
     def carry(self, source: str, destination: str) -> str:
         """What an arm does: take the object at ``source`` (a fresh vial from ``vial_supply``) to
@@ -319,16 +327,19 @@ class FakeFurnace(_Fake):
         self._enter("status")
         st = self._st
         if st["program"] is None or st["state"] == "reset":
-            return FurnaceStatus(pv_c=25.0, sp_c=25.0, output_pct=0.0, program_state="reset", segment=0,
-                                 sensor_break=False)
+            return FurnaceStatus(
+                pv_c=25.0, sp_c=25.0, output_pct=0.0, program_state="reset", segment=0, sensor_break=False
+            )
         minutes = (self.physics.now() - st["start"]) / 60.0
         pv, seg, finished = _profile(st["program"], minutes)
         if finished:
             self._apply()
-            return FurnaceStatus(pv_c=pv, sp_c=pv, output_pct=0.0, program_state="complete", segment=seg,
-                                 sensor_break=False)
-        return FurnaceStatus(pv_c=pv, sp_c=pv, output_pct=50.0, program_state="run", segment=seg + 1,
-                             sensor_break=False)
+            return FurnaceStatus(
+                pv_c=pv, sp_c=pv, output_pct=0.0, program_state="complete", segment=seg, sensor_break=False
+            )
+        return FurnaceStatus(
+            pv_c=pv, sp_c=pv, output_pct=50.0, program_state="run", segment=seg + 1, sensor_break=False
+        )
 
     def run_program(self, segments: Sequence[HeatSegment]) -> None:
         self._enter("run_program")
@@ -336,8 +347,13 @@ class FakeFurnace(_Fake):
         if st["state"] == "run" and not _profile(st["program"], (self.physics.now() - st["start"]) / 60)[2]:
             raise DeviceBusy("a programme is running", device=self.name, code="BUSY", safe_to_retry=False)
         self._apply()
-        st.update(program=[s.model_dump(mode="json") for s in segments], start=self.physics.now(), state="run",
-                  load=[self.physics.at(p) for p in self.slots if self.physics.at(p)], applied=False)
+        st.update(
+            program=[s.model_dump(mode="json") for s in segments],
+            start=self.physics.now(),
+            state="run",
+            load=[self.physics.at(p) for p in self.slots if self.physics.at(p)],
+            applied=False,
+        )
         st["runs"] += 1
         self.physics.record("heat", self.name, list(st["load"]))
         self.physics.save()
@@ -485,8 +501,10 @@ def truth_analyzer(threshold: float | None = None, noise: float = 0.0, seed: int
         frac = sum(v for k, v in phases.items() if _reduced(k) == key)
         return Outcome(
             experiment_id=exp.id,
-            phases=[PhaseResult(phase_id=k, formula=k, weight_fraction=round(min(v, 1.0), 6))
-                    for k, v in sorted(phases.items(), key=lambda kv: -kv[1])],
+            phases=[
+                PhaseResult(phase_id=k, formula=k, weight_fraction=round(min(v, 1.0), 6))
+                for k, v in sorted(phases.items(), key=lambda kv: -kv[1])
+            ],
             target_formula=target,
             target_fraction=round(min(frac, 1.0), 6),
             success=frac > thr,

@@ -31,7 +31,9 @@ def programme(heat: HeatStep, unload_c: float) -> list[HeatSegment]:
     segs = list(heat.segments)
     last = segs[-1].target_c
     if last > unload_c:
-        segs.append(HeatSegment(ramp_c_per_min=heat.cool_c_per_min, target_c=max(unload_c, 20.0), dwell_min=0))
+        segs.append(
+            HeatSegment(ramp_c_per_min=heat.cool_c_per_min, target_c=max(unload_c, 20.0), dwell_min=0)
+        )
     return segs
 
 
@@ -78,8 +80,12 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
     started = yield from ctx.step(
         program_step,
         start,
-        data=lambda: {"run_id": run_id, "furnace": furnace_name, "at_s": ctx.now,
-                      "segments": [sg.model_dump(mode="json") for sg in segs]},
+        data=lambda: {
+            "run_id": run_id,
+            "furnace": furnace_name,
+            "at_s": ctx.now,
+            "segments": [sg.model_dump(mode="json") for sg in segs],
+        },
         effect="heat_start",
         verify=verify,
         device=furnace_name,
@@ -103,10 +109,17 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
         if st.program_state == "complete" and st.pv_c <= unload_c + 25.0:
             break
         if st.program_state == "reset":
-            ctx._ask(ConfirmStep(owner=run_id, step="program_end", attempt=reruns + 1, effect=None,
-                                 data={"furnace": furnace_name},
-                                 reason=f"furnace {furnace_name} lost its programme before it completed; "
-                                 "'done' if the heat finished, 'not_done' to run it again"))
+            ctx._ask(
+                ConfirmStep(
+                    owner=run_id,
+                    step="program_end",
+                    attempt=reruns + 1,
+                    effect=None,
+                    data={"furnace": furnace_name},
+                    reason=f"furnace {furnace_name} lost its programme before it completed; "
+                    "'done' if the heat finished, 'not_done' to run it again",
+                )
+            )
 
     now = ctx.now
 
@@ -114,15 +127,34 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
         run = s.get(FurnaceRunRow, run_id)
         run.status = "cooled"
         run.heat_end_s = now
-        emit(s, "furnace_run.finished", run_id, lab_t=now, furnace=furnace_name, status="cooled",
-             hours=round((now - t0) / 3600, 2), members=len(members))
+        emit(
+            s,
+            "furnace_run.finished",
+            run_id,
+            lab_t=now,
+            furnace=furnace_name,
+            status="cooled",
+            hours=round((now - t0) / 3600, 2),
+            members=len(members),
+        )
         for m in members:
             t = s.get(TaskRow, m)
             if t is None or t.status in ("done", "cancelled", "failed"):
                 continue
             if t.sample_id:
-                add_provenance(s, t.sample_id, "heat", task_id=t.id, lab_t=now, run=run_id, furnace=furnace_name,
-                               profile=profile, started_s=t0, ended_s=now, batch=len(members))
+                add_provenance(
+                    s,
+                    t.sample_id,
+                    "heat",
+                    task_id=t.id,
+                    lab_t=now,
+                    run=run_id,
+                    furnace=furnace_name,
+                    profile=profile,
+                    started_s=t0,
+                    ended_s=now,
+                    batch=len(members),
+                )
             finish_task(s, t, now, result={"run": run_id})
         run.status = "unloading"
 

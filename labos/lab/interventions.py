@@ -108,12 +108,18 @@ class ConfirmStep(Intervention):
             if self.effect == "heat_start":
                 result.setdefault("started_s", lab_t)
             result["confirmed_by"] = user
-            journal.write(session, self.owner, self.step, self.attempt, "done", data={"result": result}, lab_t=lab_t)
+            journal.write(
+                session, self.owner, self.step, self.attempt, "done", data={"result": result}, lab_t=lab_t
+            )
             journal.apply_effect(session, self.effect, self.owner, self.data, result, lab_t, cause)
         elif verdict == "redo":
-            journal.write(session, self.owner, self.step, self.attempt, "abandoned", data={"by": user}, lab_t=lab_t)
+            journal.write(
+                session, self.owner, self.step, self.attempt, "abandoned", data={"by": user}, lab_t=lab_t
+            )
         else:  # abort / lost
-            journal.write(session, self.owner, self.step, self.attempt, "abandoned", data={"by": user}, lab_t=lab_t)
+            journal.write(
+                session, self.owner, self.step, self.attempt, "abandoned", data={"by": user}, lab_t=lab_t
+            )
             if is_run:
                 abort_run(session, self.owner, reason=f"{option} ({user})", now_s=lab_t)
             else:
@@ -189,7 +195,10 @@ class ClearDeviceFault(Intervention):
         else:
             task = session.get(TaskRow, owner)
             abort_experiment(
-                session, task.experiment_id, reason=f"fault on {self.device}: {self.error}", now_s=lab_t,
+                session,
+                task.experiment_id,
+                reason=f"fault on {self.device}: {self.error}",
+                now_s=lab_t,
                 failed_task=task.id,
             )
 
@@ -238,14 +247,26 @@ class RefillPrecursor(Intervention):
             mg = values.get("mg")
             if mg is None:
                 raise InterventionError("a refill needs values {'lot': ..., 'mg': ...}")
-            inventory.refill(session, self.formula, str(values.get("lot", f"refill-{lab_t:.0f}")), float(mg),
-                             user=user, lab_t=lab_t)
+            inventory.refill(
+                session,
+                self.formula,
+                str(values.get("lot", f"refill-{lab_t:.0f}")),
+                float(mg),
+                user=user,
+                lab_t=lab_t,
+            )
             if self.task_id:
                 resume_task(session, self.task_id, lab_t)
         elif self.task_id:
             task = session.get(TaskRow, self.task_id)
-            abort_experiment(session, task.experiment_id, reason=f"no {self.formula} ({user})", now_s=lab_t,
-                             status="cancelled", failed_task=task.id)
+            abort_experiment(
+                session,
+                task.experiment_id,
+                reason=f"no {self.formula} ({user})",
+                now_s=lab_t,
+                status="cancelled",
+                failed_task=task.id,
+            )
 
 
 class EmptyRack(Intervention):
@@ -291,8 +312,12 @@ class TaskError(Intervention):
         else:
             sample = session.get(SampleRow, task.sample_id) if task.sample_id else None
             abort_experiment(
-                session, task.experiment_id, reason=f"{self.error} (aborted by {user})", now_s=lab_t,
-                failed_task=task.id, sample_to="removed" if sample is not None and is_slot(sample.position) else None,
+                session,
+                task.experiment_id,
+                reason=f"{self.error} (aborted by {user})",
+                now_s=lab_t,
+                failed_task=task.id,
+                sample_to="removed" if sample is not None and is_slot(sample.position) else None,
             )
 
 
@@ -381,8 +406,16 @@ def raise_intervention(
         answer_data={},
     )
     session.add(row)
-    emit(session, "intervention.raised", row.id, lab_t=lab_t, kind=spec.kind, about=subject,
-         message=row.message, options=row.options)
+    emit(
+        session,
+        "intervention.raised",
+        row.id,
+        lab_t=lab_t,
+        kind=spec.kind,
+        about=subject,
+        message=row.message,
+        options=row.options,
+    )
     return row
 
 
@@ -406,7 +439,9 @@ def answer_intervention(
             + (f" (answered {row.answer!r} by {row.answered_by})" if row.answered_by else "")
         )
     if option not in row.options:
-        raise InterventionError(f"{option!r} is not an option of intervention {intervention_id}: {row.options}")
+        raise InterventionError(
+            f"{option!r} is not an option of intervention {intervention_id}: {row.options}"
+        )
     spec = TYPES[row.kind].model_validate(row.data)
     spec.apply(session, option, dict(values or {}), user, lab_t)
     row.status = "answered"
@@ -414,14 +449,20 @@ def answer_intervention(
     row.answer_data = dict(values or {})
     row.answered_by = user
     row.answered_at = utcnow()
-    emit(session, "intervention.answered", row.id, lab_t=lab_t, kind=row.kind, option=option, user=user,
-         values=row.answer_data)
+    emit(
+        session,
+        "intervention.answered",
+        row.id,
+        lab_t=lab_t,
+        kind=row.kind,
+        option=option,
+        user=user,
+        values=row.answer_data,
+    )
     return row
 
 
-def escalate_due(
-    session: Session, now_s: float, *, every_s: float, max_level: int
-) -> list[InterventionRow]:
+def escalate_due(session: Session, now_s: float, *, every_s: float, max_level: int) -> list[InterventionRow]:
     """Raise the level of open requests nobody answered in time (each level waits ``every_s``)."""
     rows = session.scalars(
         select(InterventionRow).where(
@@ -433,7 +474,9 @@ def escalate_due(
     for r in rows:
         r.level += 1
         r.escalate_at_s = now_s + every_s if r.level < max_level else None
-        emit(session, "intervention.escalated", r.id, lab_t=now_s, level=r.level, kind=r.kind, about=r.subject)
+        emit(
+            session, "intervention.escalated", r.id, lab_t=now_s, level=r.level, kind=r.kind, about=r.subject
+        )
     return list(rows)
 
 

@@ -88,7 +88,15 @@ def consume(
         rows[-1].stock_mg -= left
         used.append({"lot": rows[-1].lot, "mg": round(left, 4)})
     total = sum(r.stock_mg for r in rows)
-    emit(session, "inventory.consumed", _key(formula), lab_t=lab_t, mg=round(mg, 4), lots=used, sample=sample_id)
+    emit(
+        session,
+        "inventory.consumed",
+        _key(formula),
+        lab_t=lab_t,
+        mg=round(mg, 4),
+        lots=used,
+        sample=sample_id,
+    )
     if total < min(r.low_mg for r in rows):
         emit(session, "inventory.low", _key(formula), lab_t=lab_t, stock_mg=round(total, 3))
     return used
@@ -100,7 +108,9 @@ def refill(
     if mg <= 0:
         raise InventoryError(f"refill of {formula} must add a positive mass, got {mg} mg")
     key = _key(formula)
-    row = session.scalar(select(InventoryLotRow).where(InventoryLotRow.formula == key, InventoryLotRow.lot == lot))
+    row = session.scalar(
+        select(InventoryLotRow).where(InventoryLotRow.formula == key, InventoryLotRow.lot == lot)
+    )
     if row is None:
         session.add(InventoryLotRow(formula=key, lot=lot, stock_mg=mg, initial_mg=mg))
     else:

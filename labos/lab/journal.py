@@ -102,8 +102,16 @@ def write(
     lab_t: float = 0.0,
 ) -> JournalRow:
     """Insert one journal row (a Core insert: cheaper than the unit of work) and return it detached."""
-    values = {"owner": owner, "step": step, "attempt": attempt, "phase": phase, "effect": effect,
-              "data": data or {}, "lab_t": lab_t, "at": utcnow()}
+    values = {
+        "owner": owner,
+        "step": step,
+        "attempt": attempt,
+        "phase": phase,
+        "effect": effect,
+        "data": data or {},
+        "lab_t": lab_t,
+        "at": utcnow(),
+    }
     session.execute(insert(JournalRow.__table__), [values])
     return JournalRow(**values)
 

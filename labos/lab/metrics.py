@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from labos.lab.config import LabConfig
-from labos.lab.records import FurnaceRunRow, ResourceRow, TaskRow
+from labos.lab.records import FurnaceRunRow, TaskRow
 from labos.lab.store import Store
 
 
@@ -34,6 +34,7 @@ class LabMetrics(BaseModel):
     mean_batch: float
     furnace_heating_h: float
     furnace_utilisation: float  # heating time / (furnaces x makespan)
+    slot_utilisation: float  # crucible-hours heated / (furnace slots x makespan)
     furnace_occupancy: float  # booked (loading, heating, unloading) / (furnaces x makespan)
     tasks_started: int
     scheduling_ms_per_task: float | None
@@ -54,8 +55,6 @@ def lab_metrics(
         tasks = list(s.scalars(stmt))
         run_ids = {t.run_id for t in tasks if t.run_id}
         runs = [r for r in s.scalars(select(FurnaceRunRow)) if r.id in run_ids]
-        furnace_rows = [r for r in s.scalars(select(ResourceRow).where(ResourceRow.kind == "device",
-                                                                        ResourceRow.role == "furnace"))]
     by_exp: dict[str, list[TaskRow]] = defaultdict(list)
     for t in tasks:
         by_exp[t.experiment_id].append(t)
@@ -67,6 +66,10 @@ def lab_metrics(
     failed = sum(1 for ts in by_exp.values() if any(t.status == "failed" for t in ts))
     n_f = len(cfg.furnaces())
     heating = sum((r.heat_end_s - r.heat_start_s) for r in runs if r.heat_end_s and r.heat_start_s) / 3600
+    crucible_hours = (
+        sum((r.heat_end_s - r.heat_start_s) * len(r.members) for r in runs if r.heat_end_s and r.heat_start_s)
+        / 3600
+    )
     booked = 0.0
     if start is not None and end is not None:
         for r in runs:
@@ -75,6 +78,7 @@ def lab_metrics(
             booked += max(0.0, min(b, end) - max(a, start))
     booked /= 3600
     denom = n_f * makespan
+    slot_denom = sum(f.lab.slots for f in cfg.furnaces()) * makespan
     lb = lower_bound_h(cfg, by_exp)
     return LabMetrics(
         experiments=len(by_exp),
@@ -90,6 +94,7 @@ def lab_metrics(
         mean_batch=round(sum(len(r.members) for r in runs) / len(runs), 3) if runs else 0.0,
         furnace_heating_h=round(heating, 4),
         furnace_utilisation=round(heating / denom, 4) if denom else 0.0,
+        slot_utilisation=round(crucible_hours / slot_denom, 4) if slot_denom else 0.0,
         furnace_occupancy=round(booked / denom, 4) if denom else 0.0,
         tasks_started=tasks_started,
         scheduling_ms_per_task=round(1000 * dispatch_s / tasks_started, 4) if tasks_started else None,
@@ -103,8 +108,11 @@ def lower_bound_h(cfg: LabConfig, by_exp: dict[str, list[TaskRow]]) -> float:
     chain = max(max(t.rank_min for t in ts) for ts in by_exp.values() if ts)
     bounds = [chain]
     slots = max((f.lab.slots for f in cfg.furnaces()), default=1) or 1
-    roles = {"heat": ("furnace", len(cfg.furnaces())), "dose": ("doser", len(cfg.by_role("doser"))),
-             "xrd": ("xrd", len(cfg.by_role("xrd")))}
+    roles = {
+        "heat": ("furnace", len(cfg.furnaces())),
+        "dose": ("doser", len(cfg.by_role("doser"))),
+        "xrd": ("xrd", len(cfg.by_role("xrd"))),
+    }
     for kind, (_, n_dev) in roles.items():
         if not n_dev:
             continue

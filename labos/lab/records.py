@@ -66,6 +66,7 @@ class TaskRow(Base):
     pending: Mapped[int] = mapped_column(Integer, default=0)
     priority: Mapped[float] = mapped_column(Float, default=0.0)
     rank_min: Mapped[float] = mapped_column(Float, default=0.0)
+    lead_min: Mapped[float | None] = mapped_column(Float)  # work left before the first XRD scan
     duration_min: Mapped[float] = mapped_column(Float, default=0.0)
     batch_key: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[str | None] = mapped_column(String(64), index=True)

@@ -149,9 +149,14 @@ def _slot_query(cfg: LabConfig, devices):
         for g in cfg.all_groups():
             q = (
                 select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device)
-                .where(ResourceRow.role == g.group, ResourceRow.occupant.is_(None), ResourceRow.holder.is_(None),
-                       ResourceRow.kind == "slot", ResourceRow.state == "ok",
-                       ResourceRow.device == g.device if g.device else ResourceRow.device.is_(None))
+                .where(
+                    ResourceRow.role == g.group,
+                    ResourceRow.occupant.is_(None),
+                    ResourceRow.holder.is_(None),
+                    ResourceRow.kind == "slot",
+                    ResourceRow.state == "ok",
+                    ResourceRow.device == g.device if g.device else ResourceRow.device.is_(None),
+                )
                 .limit(SLOTS_PER_SET)
                 .subquery()
             )
@@ -169,8 +174,12 @@ def _slot_window():
     )
     inner = (
         select(ResourceRow.name, ResourceRow.kind, ResourceRow.role, ResourceRow.device, rn)
-        .where(ResourceRow.kind == "slot", ResourceRow.holder.is_(None), ResourceRow.occupant.is_(None),
-               ResourceRow.state == "ok")
+        .where(
+            ResourceRow.kind == "slot",
+            ResourceRow.holder.is_(None),
+            ResourceRow.occupant.is_(None),
+            ResourceRow.state == "ok",
+        )
         .subquery()
     )
     return select(inner.c.name, inner.c.kind, inner.c.role, inner.c.device).where(inner.c.rn <= SLOTS_PER_SET)

@@ -1,9 +1,9 @@
 """``Lab``: the lab OS in one object — configuration, database, devices, clock, engine, API.
 
-    lab = Lab(config, db_url, devices={"furnace_1": driver, ...}, analyzer=...)
-    exp_id = lab.submit(experiment)          # builds and stores its task graph
-    lab.on_outcome(planner_callback)         # the campaign's feedback
-    lab.run()                                # virtual time: until no work is left
+lab = Lab(config, db_url, devices={"furnace_1": driver, ...}, analyzer=...)
+exp_id = lab.submit(experiment)          # builds and stores its task graph
+lab.on_outcome(planner_callback)         # the campaign's feedback
+lab.run()                                # virtual time: until no work is left
 """
 
 from __future__ import annotations
@@ -53,8 +53,15 @@ class Lab:
         self.store = db if isinstance(db, Store) else Store(db, lab_id)
         self.setup()
         self.engine = Engine(
-            self.store, cfg, devices or {}, env=env, analyzer=analyzer, threaded=threaded, worker_id=worker_id,
-            poll_s=poll_s, unload_below_c=unload_below_c,
+            self.store,
+            cfg,
+            devices or {},
+            env=env,
+            analyzer=analyzer,
+            threaded=threaded,
+            worker_id=worker_id,
+            poll_s=poll_s,
+            unload_below_c=unload_below_c,
         )
         self.api = LabAPI(self.store, on_change=self.engine.notify_change)
 
@@ -96,10 +103,12 @@ class Lab:
 
         def fn(s):
             existing = s.get(ExperimentRow, exp.id)
-            if existing is not None and s.scalar(select(TaskRow.id).where(TaskRow.experiment_id == exp.id).limit(1)):
+            if existing is not None and s.scalar(
+                select(TaskRow.id).where(TaskRow.experiment_id == exp.id).limit(1)
+            ):
                 return False
             stocked = inventory.stocked_formulas(s)
-            for node, attrs in g.nodes(data=True):
+            for _node, attrs in g.nodes(data=True):
                 for d in attrs["params"].get("doses", []):
                     if inventory._key(d["precursor"]) not in stocked:
                         raise InventoryError(
@@ -112,29 +121,41 @@ class Lab:
                 preds = [f"{exp.id}:{p}" for p in g.predecessors(node)]
                 succs = [f"{exp.id}:{q}" for q in g.successors(node)]
                 touches = attrs["kind"] not in _SAMPLE_FREE_KINDS and (
-                    task_type(attrs["kind"]).moves_to is not None or attrs["kind"] in ("heat", "load", "unload")
+                    task_type(attrs["kind"]).moves_to is not None
+                    or attrs["kind"] in ("heat", "load", "unload")
                 )
-                s.add(TaskRow(
-                    id=f"{exp.id}:{node}",
-                    experiment_id=exp.id,
-                    node=node,
-                    kind=attrs["kind"],
-                    params=attrs["params"],
-                    status="ready" if not preds else "blocked",
-                    deps=preds,
-                    successors=succs,
-                    pending=len(preds),
-                    priority=attrs["priority"],
-                    rank_min=attrs["rank_min"],
-                    duration_min=attrs["duration_min"],
-                    batch_key=attrs["params"].get("batch_key") if attrs["kind"] == "load" else None,
-                    sample_id=sid if touches or attrs["kind"] in _SAMPLE_FREE_KINDS else None,
-                    ready_s=now if not preds else None,
-                    holds={},
-                    result={},
-                ))
-            emit(s, "experiment.submitted", exp.id, lab_t=now, target=exp.target.formula, tasks=g.number_of_nodes(),
-                 priority=priority, campaign=exp.campaign_id)
+                s.add(
+                    TaskRow(
+                        id=f"{exp.id}:{node}",
+                        experiment_id=exp.id,
+                        node=node,
+                        kind=attrs["kind"],
+                        params=attrs["params"],
+                        status="ready" if not preds else "blocked",
+                        deps=preds,
+                        successors=succs,
+                        pending=len(preds),
+                        priority=attrs["priority"],
+                        rank_min=attrs["rank_min"],
+                        lead_min=attrs.get("lead_min"),
+                        duration_min=attrs["duration_min"],
+                        batch_key=attrs["params"].get("batch_key") if attrs["kind"] == "load" else None,
+                        sample_id=sid if touches or attrs["kind"] in _SAMPLE_FREE_KINDS else None,
+                        ready_s=now if not preds else None,
+                        holds={},
+                        result={},
+                    )
+                )
+            emit(
+                s,
+                "experiment.submitted",
+                exp.id,
+                lab_t=now,
+                target=exp.target.formula,
+                tasks=g.number_of_nodes(),
+                priority=priority,
+                campaign=exp.campaign_id,
+            )
             return True
 
         self.store.run(fn)
@@ -146,8 +167,17 @@ class Lab:
         from labos.lab.transitions import abort_experiment
 
         now = self.now
-        self.store.run(lambda s: abort_experiment(s, experiment_id, reason=f"cancelled by {user}", now_s=now,
-                                                  sample_to=None, sample_status="stranded", status="cancelled"))
+        self.store.run(
+            lambda s: abort_experiment(
+                s,
+                experiment_id,
+                reason=f"cancelled by {user}",
+                now_s=now,
+                sample_to=None,
+                sample_status="stranded",
+                status="cancelled",
+            )
+        )
         self.engine.kick()
 
     # ---- outcomes out
@@ -169,8 +199,9 @@ class Lab:
     def run(self, until: float | None = None) -> None:
         self.engine.run(until=until)
 
-    def run_until_settled(self, experiment_ids: list[str], *, check_every_s: float = 300.0,
-                          limit_s: float | None = None) -> dict[str, str]:
+    def run_until_settled(
+        self, experiment_ids: list[str], *, check_every_s: float = 300.0, limit_s: float | None = None
+    ) -> dict[str, str]:
         """Run (virtual or real time) until every given experiment has completed, failed, been
         cancelled or waits for the operator, or ``limit_s`` lab seconds passed; returns their status."""
         settled = {"completed", "failed", "cancelled", "waiting_operator"}
@@ -192,8 +223,13 @@ class Lab:
         return self.env.process(generator)
 
     def metrics(self, experiment_ids: list[str] | None = None) -> LabMetrics:
-        return lab_metrics(self.store, self.cfg, experiment_ids, dispatch_s=self.engine.dispatch_s,
-                           tasks_started=self.engine.tasks_started)
+        return lab_metrics(
+            self.store,
+            self.cfg,
+            experiment_ids,
+            dispatch_s=self.engine.dispatch_s,
+            tasks_started=self.engine.tasks_started,
+        )
 
     def close(self) -> None:
         self.engine.close()

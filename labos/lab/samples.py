@@ -60,7 +60,9 @@ def create_sample(
         session.add(
             ProvenanceRow(sample_id=sample_id, kind="derived_from", parent_id=parent_id, lab_t=lab_t, data={})
         )
-    emit(session, "sample.created", sample_id, lab_t=lab_t, position=position, container=container, cause=cause)
+    emit(
+        session, "sample.created", sample_id, lab_t=lab_t, position=position, container=container, cause=cause
+    )
     return row
 
 

@@ -80,11 +80,13 @@ class Candidate:
     batch_key: str | None
     params: dict
     experiment_id: str
+    lead_min: float | None = None
 
 
 class Dispatcher:
-    def __init__(self, store: Store, cfg: LabConfig, worker_id: str, *, per_kind: int = 32,
-                 persist_clock: bool = True):
+    def __init__(
+        self, store: Store, cfg: LabConfig, worker_id: str, *, per_kind: int = 32, persist_clock: bool = True
+    ):
         self.store = store
         # Virtual time is saved so a restarted simulation resumes at the same lab time; real
         # time needs no saving (and several workers must not all write one row).
@@ -113,8 +115,12 @@ class Dispatcher:
         out.desired = self._desired
         faults = self.cfg.faults
         if self.esc_dirty or (self._esc_due is not None and now >= self._esc_due):
-            out.escalated = [r.id for r in escalate_due(s, now, every_s=faults.escalate_after_min * 60,
-                                                          max_level=faults.escalate_max_level)]
+            out.escalated = [
+                r.id
+                for r in escalate_due(
+                    s, now, every_s=faults.escalate_after_min * 60, max_level=faults.escalate_max_level
+                )
+            ]
             self._esc_due = next_escalation_s(s)
             self.esc_dirty = False
         out.wake(self._esc_due)
@@ -123,24 +129,38 @@ class Dispatcher:
         lock = self.store.locked
         if recheck:
             self.recheck = False
-            for run in s.scalars(lock(select(FurnaceRunRow).where(FurnaceRunRow.status == "heating",
-                                                                   FurnaceRunRow.worker.is_(None)))):
+            for run in s.scalars(
+                lock(
+                    select(FurnaceRunRow).where(
+                        FurnaceRunRow.status == "heating", FurnaceRunRow.worker.is_(None)
+                    )
+                )
+            ):
                 run.worker = self.worker
                 out.runs.append(run.id)
-            for t in s.scalars(lock(select(TaskRow).where(TaskRow.status == "resume",
-                                                          TaskRow.worker.is_(None)))):
+            for t in s.scalars(
+                lock(select(TaskRow).where(TaskRow.status == "resume", TaskRow.worker.is_(None)))
+            ):
                 t.status = "running"
                 t.worker = self.worker
                 emit(s, "task.recovered", t.id, lab_t=now, experiment=t.experiment_id, kind=t.kind)
                 out.tasks.append(task_info(t))
 
         cands = self._candidates(s)
+        if cands and self.cfg.scheduling.feed_bottleneck:
+            cands = self._feed_first(s, cands, now)
         pool = FreePool(free_rows(s, self.store, self.cfg))
         loading: list[FurnaceRunRow] = []
         if self.cfg.furnaces():
-            loading = list(s.scalars(self.store.locked(
-                select(FurnaceRunRow).where(FurnaceRunRow.status == "loading").order_by(FurnaceRunRow.created_s)
-            )))
+            loading = list(
+                s.scalars(
+                    self.store.locked(
+                        select(FurnaceRunRow)
+                        .where(FurnaceRunRow.status == "loading")
+                        .order_by(FurnaceRunRow.created_s)
+                    )
+                )
+            )
             self._batch(s, [c for c in cands if c.kind == "load" and c.run_id is None], pool, now, loading)
         failed: set[tuple] = set()
         full: set[str] = set()  # slot groups a ready task could not get into
@@ -171,7 +191,15 @@ class Dispatcher:
                 continue
             if not info.deps:
                 start_experiment(s, info.experiment_id, now)
-            emit(s, "task.started", info.id, lab_t=now, experiment=info.experiment_id, kind=info.kind, holds=chosen)
+            emit(
+                s,
+                "task.started",
+                info.id,
+                lab_t=now,
+                experiment=info.experiment_id,
+                kind=info.kind,
+                holds=chosen,
+            )
             out.tasks.append(info)
         self._start_runs(s, now, out, loading)
         if idle and full and not out.tasks and not out.runs and out.wake_at is None:
@@ -187,35 +215,71 @@ class Dispatcher:
         for full racks, carry one waiting sample from a full rack to the buffer (storage); its next
         task then fetches it from there."""
         busy = s.scalar(select(func.count()).select_from(TaskRow).where(TaskRow.status == "running"))
-        heating = s.scalar(select(func.count()).select_from(FurnaceRunRow).where(FurnaceRunRow.status == "heating"))
+        heating = s.scalar(
+            select(func.count()).select_from(FurnaceRunRow).where(FurnaceRunRow.status == "heating")
+        )
         buffer = self.cfg.buffer_group
         if busy or heating or not buffer or buffer in full:
             return False
         for group in sorted(full):
             occupants = s.execute(
                 select(ResourceRow.name, ResourceRow.occupant).where(
-                    ResourceRow.role == group, ResourceRow.kind == "slot", ResourceRow.occupant.is_not(None),
-                    ResourceRow.holder.is_(None))
+                    ResourceRow.role == group,
+                    ResourceRow.kind == "slot",
+                    ResourceRow.occupant.is_not(None),
+                    ResourceRow.holder.is_(None),
+                )
             ).all()
             for slot, sample in occupants:
-                nxt = s.scalar(select(TaskRow).where(TaskRow.sample_id == sample, TaskRow.status == "ready",
-                                                     TaskRow.kind.not_in(("analyze", "report"))))
-                if nxt is None or task_type(nxt.kind)().destination(nxt.params or {}, self.cfg, None) == buffer:
+                nxt = s.scalar(
+                    select(TaskRow).where(
+                        TaskRow.sample_id == sample,
+                        TaskRow.status == "ready",
+                        TaskRow.kind.not_in(("analyze", "report")),
+                    )
+                )
+                if (
+                    nxt is None
+                    or task_type(nxt.kind)().destination(nxt.params or {}, self.cfg, None) == buffer
+                ):
                     continue
-                n = 1 + s.scalar(select(func.count()).select_from(TaskRow).where(
-                    TaskRow.experiment_id == nxt.experiment_id, TaskRow.kind == "park"))
+                n = 1 + s.scalar(
+                    select(func.count())
+                    .select_from(TaskRow)
+                    .where(TaskRow.experiment_id == nxt.experiment_id, TaskRow.kind == "park")
+                )
                 park = TaskRow(
-                    id=f"{nxt.experiment_id}:park_{n}", experiment_id=nxt.experiment_id, node=f"park_{n}",
-                    kind="park", params={"group": buffer, "from": slot}, status="ready", deps=list(nxt.deps or []),
-                    successors=[nxt.id], pending=0, priority=nxt.priority + 1e6, rank_min=nxt.rank_min,
-                    duration_min=self.cfg.timing.move, sample_id=sample, ready_s=now, holds={}, result={},
+                    id=f"{nxt.experiment_id}:park_{n}",
+                    experiment_id=nxt.experiment_id,
+                    node=f"park_{n}",
+                    kind="park",
+                    params={"group": buffer, "from": slot},
+                    status="ready",
+                    deps=list(nxt.deps or []),
+                    successors=[nxt.id],
+                    pending=0,
+                    priority=nxt.priority + 1e6,
+                    rank_min=nxt.rank_min,
+                    duration_min=self.cfg.timing.move,
+                    sample_id=sample,
+                    ready_s=now,
+                    holds={},
+                    result={},
                 )
                 s.add(park)
                 nxt.status = "blocked"
                 nxt.pending = (nxt.pending or 0) + 1
                 nxt.deps = [*(nxt.deps or []), park.id]
-                emit(s, "task.ready", park.id, lab_t=now, experiment=nxt.experiment_id, kind="park",
-                     reason=f"{group} is full and the lab is stalled", sample=sample)
+                emit(
+                    s,
+                    "task.ready",
+                    park.id,
+                    lab_t=now,
+                    experiment=nxt.experiment_id,
+                    kind="park",
+                    reason=f"{group} is full and the lab is stalled",
+                    sample=sample,
+                )
                 return True
         return False
 
@@ -224,8 +288,18 @@ class Dispatcher:
         if self._cand_stmt is None and self.store.is_pg:
             # the queue pattern: each worker locks a different top slice of the ready tasks
             self._cand_stmt = (
-                select(TaskRow.id, TaskRow.kind, TaskRow.priority, TaskRow.ready_s, TaskRow.not_before_s,
-                       TaskRow.run_id, TaskRow.batch_key, TaskRow.params, TaskRow.experiment_id)
+                select(
+                    TaskRow.id,
+                    TaskRow.kind,
+                    TaskRow.priority,
+                    TaskRow.ready_s,
+                    TaskRow.not_before_s,
+                    TaskRow.run_id,
+                    TaskRow.batch_key,
+                    TaskRow.params,
+                    TaskRow.experiment_id,
+                    TaskRow.lead_min,
+                )
                 .where(TaskRow.status == "ready", TaskRow.kind != "heat")
                 .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id)
                 .limit(self.per_kind * 4)
@@ -234,11 +308,23 @@ class Dispatcher:
         if self._cand_stmt is None:
             rn = (
                 func.row_number()
-                .over(partition_by=TaskRow.kind, order_by=(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id))
+                .over(
+                    partition_by=TaskRow.kind, order_by=(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id)
+                )
                 .label("rn")
             )
-            cols = (TaskRow.id, TaskRow.kind, TaskRow.priority, TaskRow.ready_s, TaskRow.not_before_s,
-                    TaskRow.run_id, TaskRow.batch_key, TaskRow.params, TaskRow.experiment_id)
+            cols = (
+                TaskRow.id,
+                TaskRow.kind,
+                TaskRow.priority,
+                TaskRow.ready_s,
+                TaskRow.not_before_s,
+                TaskRow.run_id,
+                TaskRow.batch_key,
+                TaskRow.params,
+                TaskRow.experiment_id,
+                TaskRow.lead_min,
+            )
             inner = select(*cols, rn).where(TaskRow.status == "ready", TaskRow.kind != "heat").subquery()
             self._cand_stmt = select(*(inner.c[c.key] for c in cols)).where(
                 or_(inner.c.rn <= self.per_kind, inner.c.kind == "load")
@@ -246,6 +332,23 @@ class Dispatcher:
         out = [Candidate(*r) for r in s.execute(self._cand_stmt)]
         out.sort(key=lambda c: (-c.priority, c.ready_s or 0.0, c.id))
         return out
+
+    def _feed_first(self, s: Session, cands: list[Candidate], now: float) -> list[Candidate]:
+        """While the diffractometer would run dry, samples that reach it soonest go first (within
+        the submitted priority and the tier); otherwise the longest remaining path goes first."""
+        if not self.cfg.by_role("xrd") or not any(c.lead_min for c in cands):
+            return cands
+        horizon = min((c.lead_min for c in cands if c.lead_min), default=0.0)
+        if self._xrd_backlog_min(s, now, horizon) >= horizon:
+            return cands
+
+        def key(c: Candidate):
+            urgency, rest = divmod(c.priority, 1e7)
+            tier = rest // 1e5
+            lead = c.lead_min if c.lead_min is not None else float("inf")
+            return (-urgency, -tier, lead, c.ready_s or 0.0, c.id)
+
+        return sorted(cands, key=key)
 
     def _claim(self, s: Session, c: Candidate, chosen: dict[str, str], now: float) -> TaskInfo | None:
         """Book the chosen resources and mark the task running, both or neither.
@@ -257,7 +360,13 @@ class Dispatcher:
         row = s.execute(
             update(TaskRow)
             .where(TaskRow.id == c.id, TaskRow.status == "ready")
-            .values(status="running", worker=self.worker, holds=chosen, started_s=now, attempts=TaskRow.attempts + 1)
+            .values(
+                status="running",
+                worker=self.worker,
+                holds=chosen,
+                started_s=now,
+                attempts=TaskRow.attempts + 1,
+            )
             .returning(TaskRow.node, TaskRow.sample_id, TaskRow.attempts, TaskRow.successors, TaskRow.deps)
             .execution_options(synchronize_session=False)
         ).first()
@@ -265,10 +374,21 @@ class Dispatcher:
             release(s, c.id, None, now)
             return None
         node, sample_id, attempts, successors, deps = row
-        return TaskInfo(id=c.id, experiment_id=c.experiment_id, node=node, kind=c.kind, params=c.params or {},
-                        sample_id=sample_id, holds=dict(chosen), run_id=c.run_id, attempts=attempts,
-                        successors=list(successors or []), deps=list(deps or []), started_s=now,
-                        fresh=attempts == 1)
+        return TaskInfo(
+            id=c.id,
+            experiment_id=c.experiment_id,
+            node=node,
+            kind=c.kind,
+            params=c.params or {},
+            sample_id=sample_id,
+            holds=dict(chosen),
+            run_id=c.run_id,
+            attempts=attempts,
+            successors=list(successors or []),
+            deps=list(deps or []),
+            started_s=now,
+            fresh=attempts == 1,
+        )
 
     # ---- furnace batching
 
@@ -277,8 +397,9 @@ class Dispatcher:
             self._furnace_of[run_id] = s.get(FurnaceRunRow, run_id).furnace
         return self._furnace_of[run_id]
 
-    def _batch(self, s: Session, loads: list[Candidate], pool: FreePool, now: float,
-               open_runs: list[FurnaceRunRow]) -> None:
+    def _batch(
+        self, s: Session, loads: list[Candidate], pool: FreePool, now: float, open_runs: list[FurnaceRunRow]
+    ) -> None:
         if not loads:
             return
         groups: dict[str, list[Candidate]] = {}
@@ -294,10 +415,7 @@ class Dispatcher:
                 if room > 0:
                     self._join(s, run, members[:room], now)
                     del members[:room]
-        order = sorted(
-            (k for k in groups if groups[k]),
-            key=lambda k: (-max(t.priority for t in groups[k]), -len(groups[k]), min(t.ready_s or 0 for t in groups[k])),
-        )
+        order = self._group_order(s, groups, now)
         for key in order:
             members = groups[key]
             while members:
@@ -321,7 +439,9 @@ class Dispatcher:
                     status="loading",
                     members=[],
                     capacity=cap,
-                    duration_min=heat.duration_min(),
+                    duration_min=task_type("heat").estimate_min(
+                        {"heat": heat.model_dump(mode="json")}, self.cfg
+                    ),
                     created_s=now,
                     data={"loads": {}},
                 )
@@ -331,10 +451,51 @@ class Dispatcher:
                     s.delete(run)
                     break
                 self._furnace_of[run.id] = furnace
-                emit(s, "furnace_run.planned", run.id, lab_t=now, furnace=furnace, profile=key,
-                     max_c=heat.max_temperature_c, duration_min=round(run.duration_min, 1))
+                emit(
+                    s,
+                    "furnace_run.planned",
+                    run.id,
+                    lab_t=now,
+                    furnace=furnace,
+                    profile=key,
+                    max_c=heat.max_temperature_c,
+                    duration_min=round(run.duration_min, 1),
+                )
                 self._join(s, run, members[:cap], now)
                 del members[:cap]
+
+    def _group_order(self, s: Session, groups: dict[str, list[Candidate]], now: float) -> list[str]:
+        """Which profile gets the next free furnace. Longest programme first (it decides the
+        makespan), except while the diffractometer (the usual bottleneck after the furnaces)
+        would run dry before even the shortest programme ends: then the shortest goes first."""
+        keys = [k for k in groups if groups[k]]
+        if len(keys) < 2:
+            return keys
+        dur = {
+            k: task_type("heat").estimate_min(self._heat_row(s, groups[k][0]).params, self.cfg) for k in keys
+        }
+        urgency = {k: max(t.priority for t in groups[k]) // 1e7 for k in keys}  # submitted priority
+        starving = self._xrd_backlog_min(s, now, min(dur.values())) < min(dur.values())
+        return sorted(keys, key=lambda k: (-urgency[k], dur[k] if starving else -dur[k], -len(groups[k])))
+
+    def _xrd_backlog_min(self, s: Session, now: float, horizon_min: float) -> float:
+        """Minutes of diffraction work queued now or coming out of furnaces within ``horizon_min``."""
+        n_xrd = max(1, len(self.cfg.by_role("xrd")))
+        waiting = s.execute(
+            select(func.count(), func.avg(TaskRow.duration_min)).where(
+                TaskRow.kind == "xrd", TaskRow.status.in_(("ready", "running"))
+            )
+        ).one()
+        scan = waiting[1] or 30.0
+        soon = 0
+        for members, start, duration in s.execute(
+            select(FurnaceRunRow.members, FurnaceRunRow.heat_start_s, FurnaceRunRow.duration_min).where(
+                FurnaceRunRow.status.in_(("heating", "cooled", "unloading"))
+            )
+        ):
+            if start is None or start + duration * 60 <= now + horizon_min * 60:
+                soon += len(members or [])
+        return (waiting[0] + soon) * scan / n_xrd
 
     def _heat_row(self, s: Session, load: Candidate) -> TaskRow:
         return s.get(TaskRow, f"{load.experiment_id}:{load.params['heat_node']}")
@@ -362,8 +523,12 @@ class Dispatcher:
         ids = [lid for run in runs if run.members for lid in run.data.get("loads", {}).values()]
         if not ids:
             return
-        state = {i: (st, fin) for i, st, fin in s.execute(
-            select(TaskRow.id, TaskRow.status, TaskRow.finished_s).where(TaskRow.id.in_(ids)))}
+        state = {
+            i: (st, fin)
+            for i, st, fin in s.execute(
+                select(TaskRow.id, TaskRow.status, TaskRow.finished_s).where(TaskRow.id.in_(ids))
+            )
+        }
         for run in runs:
             if not run.members:
                 continue
@@ -372,7 +537,10 @@ class Dispatcher:
             if not loads or any(st != "done" for st, _ in loads):
                 continue
             if len(loads) < run.capacity and self.cfg.batching.enabled:
-                limit = min(self.cfg.batching.max_wait_min, self.cfg.batching.wait_fraction * run.duration_min) * 60
+                limit = (
+                    min(self.cfg.batching.max_wait_min, self.cfg.batching.wait_fraction * run.duration_min)
+                    * 60
+                )
                 since = max(fin or now for _, fin in loads)
                 deadline = since + limit
                 if now < deadline:
@@ -389,7 +557,9 @@ class Dispatcher:
         """Earliest estimated time a not-yet-ready crucible of this profile is ready to load."""
         waiting = s.execute(
             select(TaskRow.experiment_id, TaskRow.rank_min).where(
-                TaskRow.kind == "load", TaskRow.batch_key == key, TaskRow.run_id.is_(None),
+                TaskRow.kind == "load",
+                TaskRow.batch_key == key,
+                TaskRow.run_id.is_(None),
                 TaskRow.status.in_(("blocked", "ready")),
             )
         ).all()
@@ -413,23 +583,37 @@ class Dispatcher:
         for n in needs:
             if n.group != STORAGE or pool.free_slots(STORAGE):
                 continue
-            total = s.scalar(select(func.count()).select_from(ResourceRow).where(ResourceRow.role == STORAGE,
-                                                                                ResourceRow.kind == "slot"))
-            full = s.scalar(select(func.count()).select_from(ResourceRow).where(
-                ResourceRow.role == STORAGE, ResourceRow.kind == "slot", ResourceRow.occupant.is_not(None)))
+            total = s.scalar(
+                select(func.count())
+                .select_from(ResourceRow)
+                .where(ResourceRow.role == STORAGE, ResourceRow.kind == "slot")
+            )
+            full = s.scalar(
+                select(func.count())
+                .select_from(ResourceRow)
+                .where(
+                    ResourceRow.role == STORAGE, ResourceRow.kind == "slot", ResourceRow.occupant.is_not(None)
+                )
+            )
             if total and full == total:
-                raise_intervention(s, EmptyRack(group=STORAGE), lab_t=now,
-                                   escalate_after_s=self.cfg.faults.escalate_after_min * 60)
+                raise_intervention(
+                    s,
+                    EmptyRack(group=STORAGE),
+                    lab_t=now,
+                    escalate_after_s=self.cfg.faults.escalate_after_min * 60,
+                )
 
 
 def release_worker(s: Session, worker: str) -> int:
     """Hand the work of a dead worker back: its tasks resume elsewhere (keeping their bookings)."""
     n = s.execute(
-        update(TaskRow).where(TaskRow.worker == worker, TaskRow.status == "running", TaskRow.kind != "heat")
+        update(TaskRow)
+        .where(TaskRow.worker == worker, TaskRow.status == "running", TaskRow.kind != "heat")
         .values(status="resume", worker=None)
     ).rowcount
     n += s.execute(
-        update(FurnaceRunRow).where(FurnaceRunRow.worker == worker, FurnaceRunRow.status == "heating")
+        update(FurnaceRunRow)
+        .where(FurnaceRunRow.worker == worker, FurnaceRunRow.status == "heating")
         .values(worker=None)
     ).rowcount
     return n

@@ -25,8 +25,24 @@ _RETRY_CODES = {"40P01", "40001", "55P03"}  # deadlock, serialization failure, l
 class Store:
     """A session factory plus the dialect facts the lab OS needs."""
 
-    def __init__(self, db: str | sessionmaker[Session] | None = None, lab_id: str = "lab"):
-        self.factory = db if isinstance(db, sessionmaker) else connect(db)
+    def __init__(
+        self, db: str | sessionmaker[Session] | None = None, lab_id: str = "lab", *, migrate: bool = True
+    ):
+        """``migrate=False`` skips the schema upgrade (and importing every area's tables): for
+        extra worker processes on a database the first process has already set up."""
+        if isinstance(db, sessionmaker):
+            self.factory = db
+        elif migrate:
+            self.factory = connect(db)
+        else:
+            from labos.db.engine import make_engine
+            from labos.lab import records  # noqa: F401  (the lab's tables on the shared metadata)
+
+            if db is None:
+                from labos.config import get_settings
+
+                db = get_settings().db_url
+            self.factory = sessionmaker(make_engine(db), expire_on_commit=False)
         self.engine = self.factory.kw["bind"]
         self.is_pg = self.engine.dialect.name == "postgresql"
         self.lab_id = lab_id

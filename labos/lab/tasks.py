@@ -91,15 +91,25 @@ class Task:
         sid = ctx.task.sample_id
 
         def data() -> dict:
-            return {"sample_id": sid, "source": ctx.sample_position(), "destination": dest,
-                    "container": container or self.container}
+            return {
+                "sample_id": sid,
+                "source": ctx.sample_position(),
+                "destination": dest,
+                "container": container or self.container,
+            }
 
         def act(d: dict) -> None:
             if d["source"] != d["destination"] and arm is not None:
                 arm.move(d["source"], d["destination"])
 
-        yield from ctx.step("move", act, data=data, effect="move", expected_min=ctx.timing.move,
-                            device=ctx.task.holds.get("arm"))
+        yield from ctx.step(
+            "move",
+            act,
+            data=data,
+            effect="move",
+            expected_min=ctx.timing.move,
+            device=ctx.task.holds.get("arm"),
+        )
         return dest
 
 
@@ -154,8 +164,13 @@ class Dose(Task):
         yield from ctx.step(
             "place_vial",
             place,
-            data=lambda: {"sample_id": sid, "position": slot, "container": "vial",
-                          "experiment_id": ctx.task.experiment_id, "before_mg": doser.weight_mg()},
+            data=lambda: {
+                "sample_id": sid,
+                "position": slot,
+                "container": "vial",
+                "experiment_id": ctx.task.experiment_id,
+                "before_mg": doser.weight_mg(),
+            },
             effect="create_sample",
             verify=self._verify_vial,
             expected_min=ctx.timing.vial_place,
@@ -166,8 +181,14 @@ class Dose(Task):
             yield from ctx.step(
                 self._step(i, d),
                 lambda data: self._dose(doser, data),
-                data=lambda d=d: {"sample_id": sid, "precursor": d["precursor"], "target_mg": d["mass_mg"],
-                                  "position": slot, "device": doser_name, "before_mg": doser.weight_mg()},
+                data=lambda d=d: {
+                    "sample_id": sid,
+                    "precursor": d["precursor"],
+                    "target_mg": d["mass_mg"],
+                    "position": slot,
+                    "device": doser_name,
+                    "before_mg": doser.weight_mg(),
+                },
                 effect="dose",
                 verify=self._verify_dose,
                 expected_min=ctx.timing.dose_per_precursor,
@@ -222,7 +243,11 @@ class Mix(Task):
         yield from ctx.step(
             "mix",
             lambda d: _run_timed(mixer, minutes, method) if mixer is not None else None,
-            data={"sample_id": ctx.task.sample_id, "stage": "mix", "info": {"method": method, "minutes": minutes}},
+            data={
+                "sample_id": ctx.task.sample_id,
+                "stage": "mix",
+                "info": {"method": method, "minutes": minutes},
+            },
             effect="stage",
             idempotent=True,
             expected_min=minutes,
@@ -271,12 +296,22 @@ class _FurnaceMove(Task):
         door = ctx.maybe_device("door")
         dname = ctx.task.holds.get("door")
         if door is not None:
-            yield from ctx.step("door_open", lambda d: door.open(), idempotent=True,
-                                expected_min=ctx.timing.door, device=dname)
+            yield from ctx.step(
+                "door_open",
+                lambda d: door.open(),
+                idempotent=True,
+                expected_min=ctx.timing.door,
+                device=dname,
+            )
         yield from self.move_in(ctx, container="crucible")
         if door is not None:
-            yield from ctx.step("door_close", lambda d: door.close_door(), idempotent=True,
-                                expected_min=ctx.timing.door, device=dname)
+            yield from ctx.step(
+                "door_close",
+                lambda d: door.close_door(),
+                idempotent=True,
+                expected_min=ctx.timing.door,
+                device=dname,
+            )
 
 
 @register_task
@@ -294,11 +329,19 @@ class Heat(Task):
     kind = "heat"
     batched = True
 
+    UNLOAD_C = 100.0  # the programme ends with a controlled cool-down to this temperature
+
     @classmethod
     def estimate_min(cls, params, cfg):
+        """Ramps, dwells and the cool-down to the unloading temperature (what the furnace runs)."""
         from labos.domain import HeatStep
 
-        return HeatStep.model_validate(params["heat"]).duration_min()
+        heat = HeatStep.model_validate(params["heat"])
+        t, temp = 0.0, 25.0
+        for s in heat.segments:
+            t += abs(s.target_c - temp) / s.ramp_c_per_min + s.dwell_min
+            temp = s.target_c
+        return t + max(temp - cls.UNLOAD_C, 0.0) / heat.cool_c_per_min
 
     def run(self, ctx):  # pragma: no cover - furnace runs execute heat
         raise RuntimeError("heat tasks are executed by their furnace run")
@@ -349,7 +392,9 @@ class Grind(Task):
 
 
 def scan_minutes(params: dict) -> float:
-    points = (params.get("two_theta_end", 80.0) - params.get("two_theta_start", 10.0)) / params.get("step_deg", 0.02)
+    points = (params.get("two_theta_end", 80.0) - params.get("two_theta_start", 10.0)) / params.get(
+        "step_deg", 0.02
+    )
     return points * params.get("counting_time_s", 0.5) / 60.0
 
 
@@ -373,8 +418,13 @@ class Diffraction(Task):
         slot_no = int(slot.rpartition("/")[2]) if slot else 1
         app = ctx.task.params.get("application", "labos")
         scan = scan_minutes(ctx.task.params)
-        yield from ctx.step("add_sample", lambda d: xrd.add_sample(sid, slot_no, app), idempotent=True,
-                            expected_min=ctx.timing.xrd_overhead / 2, device=xname)
+        yield from ctx.step(
+            "add_sample",
+            lambda d: xrd.add_sample(sid, slot_no, app),
+            idempotent=True,
+            expected_min=ctx.timing.xrd_overhead / 2,
+            device=xname,
+        )
         yield from ctx.step("measure", lambda d: xrd.measure(sid, app), idempotent=True, device=xname)
         yield from ctx.wait(scan)
         waited = 0.0
@@ -391,8 +441,13 @@ class Diffraction(Task):
             effect="xrd",
             idempotent=True,
         )
-        yield from ctx.step("remove_sample", lambda d: xrd.remove_sample(sid), idempotent=True,
-                            expected_min=ctx.timing.xrd_overhead / 2, device=xname)
+        yield from ctx.step(
+            "remove_sample",
+            lambda d: xrd.remove_sample(sid),
+            idempotent=True,
+            expected_min=ctx.timing.xrd_overhead / 2,
+            device=xname,
+        )
         return {"path": str(path)}
 
     def _result(self, ctx: TaskContext, xrd: Any, sid: str, scan: float) -> Gen:
@@ -469,8 +524,11 @@ class Report(Task):
         yield from ctx.step(
             "report",
             lambda d: res["outcome"],
-            data={"experiment_id": ctx.task.experiment_id, "file": res.get("file"),
-                  "sample_id": ctx.task.sample_id},
+            data={
+                "experiment_id": ctx.task.experiment_id,
+                "file": res.get("file"),
+                "sample_id": ctx.task.sample_id,
+            },
             effect="outcome",
             idempotent=True,
         )

@@ -26,8 +26,12 @@ def finish_task(session: Session, task, now_s: float, result: dict | None = None
     values: dict = {"status": "done", "finished_s": now_s}
     if result is not None:
         values["result"] = result
-    session.execute(update(TaskRow).where(TaskRow.id == task.id).values(**values)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(TaskRow)
+        .where(TaskRow.id == task.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     release(session, task.id, None, now_s)
     emit(
         session,
@@ -61,7 +65,9 @@ def finish_task(session: Session, task, now_s: float, result: dict | None = None
 
 def _maybe_complete_experiment(session: Session, exp_id: str, now_s: float) -> None:
     left = session.scalar(
-        select(func.count()).select_from(TaskRow).where(TaskRow.experiment_id == exp_id, TaskRow.status != "done")
+        select(func.count())
+        .select_from(TaskRow)
+        .where(TaskRow.experiment_id == exp_id, TaskRow.status != "done")
     )
     if left:
         return
@@ -76,7 +82,9 @@ def _maybe_complete_experiment(session: Session, exp_id: str, now_s: float) -> N
 
 def start_experiment(session: Session, exp_id: str, now_s: float) -> None:
     res = session.execute(
-        update(ExperimentRow).where(ExperimentRow.id == exp_id, ExperimentRow.status == "queued").values(status="running")
+        update(ExperimentRow)
+        .where(ExperimentRow.id == exp_id, ExperimentRow.status == "queued")
+        .values(status="running")
     )
     if res.rowcount:
         emit(session, "experiment.started", exp_id, lab_t=now_s)
@@ -106,7 +114,9 @@ def resume_task(session: Session, task_id: str, now_s: float) -> None:
         still = session.scalar(
             select(func.count())
             .select_from(TaskRow)
-            .where(TaskRow.experiment_id == exp.id, TaskRow.status == "waiting_operator", TaskRow.id != task_id)
+            .where(
+                TaskRow.experiment_id == exp.id, TaskRow.status == "waiting_operator", TaskRow.id != task_id
+            )
         )
         if not still:
             exp.status = "running"

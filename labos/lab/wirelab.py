@@ -92,7 +92,9 @@ class WireBridge:
         return on_dose
 
     # -- diffractometer
-    def pattern_for(self, prefix: str, emulator_ref: list, synthesize: Callable[[dict[str, float], int], Any]):
+    def pattern_for(
+        self, prefix: str, emulator_ref: list, synthesize: Callable[[dict[str, float], int], Any]
+    ):
         def pattern(sample_id: str):
             emu = emulator_ref[0]
             slot = emu.samples[sample_id].slot
@@ -112,8 +114,11 @@ def heat_from_program(program) -> HeatStep | None:
     segs: list[HeatSegment] = []
     for s in program or []:
         if s.kind == SEGMENT_TYPES["rate"] and s.value > 0:
-            segs.append(HeatSegment(ramp_c_per_min=min(50.0, s.value * 60.0), target_c=max(20.0, s.target),
-                                    dwell_min=0))
+            segs.append(
+                HeatSegment(
+                    ramp_c_per_min=min(50.0, s.value * 60.0), target_c=max(20.0, s.target), dwell_min=0
+                )
+            )
         elif s.kind == SEGMENT_TYPES["dwell"] and segs:
             last = segs[-1]
             segs[-1] = last.model_copy(update={"dwell_min": last.dwell_min + s.value / 60.0})
@@ -177,14 +182,13 @@ class WireLab:
 
         from labos.drivers.registry import DeviceSpec, open_device
         from labos.lab.analysis import xrd_analyzer
+        from labos.lab.simlab import world_chemistry
         from labos.simulator.emulators import ScaledClock, sleeper_for
         from labos.simulator.emulators.aeris import AerisEmulator
         from labos.simulator.emulators.door import DoorEmulator
         from labos.simulator.emulators.eurotherm import EurothermEmulator
         from labos.simulator.emulators.mtsics import QuantosEmulator
         from labos.simulator.emulators.ur import UREmulator
-
-        from labos.lab.simlab import world_chemistry
 
         config.setdefault("furnaces", 1)
         cfg = cfg or sim_lab_config(inventory=inventory, **config)
@@ -247,39 +251,88 @@ class WireLab:
                 slots = [f"{d.name}/{i}" for i in range(1, d.lab.slots + 1)]
                 if d.role == "doser":
                     slot = slots[0]
-                    emu = started(QuantosEmulator(clock, name=d.name, on_dose=bridge.dosed(slot),
-                                                  head_content_mg=10_000_000.0, settle_tau_s=0.5))
+                    emu = started(
+                        QuantosEmulator(
+                            clock,
+                            name=d.name,
+                            on_dose=bridge.dosed(slot),
+                            head_content_mg=10_000_000.0,
+                            settle_tau_s=0.5,
+                        )
+                    )
                     bridge.balances[slot] = emu
-                    drv = opened({"name": d.name, "kind": "quantos", **emu.address,
-                                  "options": {"timeout_s": 2.0, "poll_s": 2.0, "dose_timeout_s": 3600.0}})
+                    drv = opened(
+                        {
+                            "name": d.name,
+                            "kind": "quantos",
+                            **emu.address,
+                            "options": {"timeout_s": 2.0, "poll_s": 2.0, "dose_timeout_s": 3600.0},
+                        }
+                    )
                     devices[d.name] = SelectableDoser(drv, emu, bridge, slot)
                 elif d.role == "arm":
                     emu = started(BridgedUR(clock, name=d.name))
-                    devices[d.name] = opened({
-                        "name": d.name, "kind": "ur", "host": "127.0.0.1", "tcp_port": emu.dashboard_port,
-                        "options": {"secondary_port": emu.secondary_port, "positions": positions,
-                                    "motion": _MOTION, "start_timeout_s": 600.0, "move_timeout_s": 3600.0,
-                                    "poll_s": 0.5},
-                    })
+                    devices[d.name] = opened(
+                        {
+                            "name": d.name,
+                            "kind": "ur",
+                            "host": "127.0.0.1",
+                            "tcp_port": emu.dashboard_port,
+                            "options": {
+                                "secondary_port": emu.secondary_port,
+                                "positions": positions,
+                                "motion": _MOTION,
+                                "start_timeout_s": 600.0,
+                                "move_timeout_s": 3600.0,
+                                "poll_s": 0.5,
+                            },
+                        }
+                    )
                 elif d.role == "furnace":
                     emu = started(EurothermEmulator(clock, name=d.name))
                     for s in slots:
                         bridge.furnaces[s] = (emu, slots, d.name)
-                    devices[d.name] = opened({"name": d.name, "kind": "eurotherm2416", **emu.address,
-                                              "options": {"timeout_s": 0.5}})
+                    devices[d.name] = opened(
+                        {
+                            "name": d.name,
+                            "kind": "eurotherm2416",
+                            **emu.address,
+                            "options": {"timeout_s": 0.5},
+                        }
+                    )
                 elif d.role == "door":
                     emu = started(DoorEmulator(clock, name=d.name))
-                    devices[d.name] = opened({"name": d.name, "kind": "furnace_door", **emu.address,
-                                              "options": {"poll_s": 1.0, "move_timeout_s": 120.0}})
+                    devices[d.name] = opened(
+                        {
+                            "name": d.name,
+                            "kind": "furnace_door",
+                            **emu.address,
+                            "options": {"poll_s": 1.0, "move_timeout_s": 120.0},
+                        }
+                    )
                 elif d.role == "xrd":
                     ref: list = []
                     results = work / f"{d.name}-results"
-                    emu = started(AerisEmulator(results, bridge.pattern_for(d.name, ref, synthesize), clock,
-                                                slots=max(d.lab.slots, 1), scan_s=600.0, name=d.name))
+                    emu = started(
+                        AerisEmulator(
+                            results,
+                            bridge.pattern_for(d.name, ref, synthesize),
+                            clock,
+                            slots=max(d.lab.slots, 1),
+                            scan_s=600.0,
+                            name=d.name,
+                        )
+                    )
                     ref.append(emu)
-                    devices[d.name] = opened({"name": d.name, "kind": "aeris", "host": "127.0.0.1",
-                                              "tcp_port": emu.port,
-                                              "options": {"result_dir": str(results), "poll_s": 5.0}})
+                    devices[d.name] = opened(
+                        {
+                            "name": d.name,
+                            "kind": "aeris",
+                            "host": "127.0.0.1",
+                            "tcp_port": emu.port,
+                            "options": {"result_dir": str(results), "poll_s": 5.0},
+                        }
+                    )
                 elif d.role in ("mixer", "grinder"):
                     devices[d.name] = FakeStation(d.name, physics, slots)
         except Exception:
@@ -292,8 +345,9 @@ class WireLab:
             analyzer = xrd_analyzer(library_ref[0])
         cfg_xrd = cfg.model_copy(update={"xrd_dir": str(default_xrd_dir(cfg))})
         env = simpy.rt.RealtimeEnvironment(initial_time=clock.now(), factor=1.0 / factor, strict=False)
-        lab = Lab(cfg_xrd, store, devices, env=env, analyzer=analyzer, threaded=True,
-                  poll_s=max(1.0, 0.05 * factor))
+        lab = Lab(
+            cfg_xrd, store, devices, env=env, analyzer=analyzer, threaded=True, poll_s=max(1.0, 0.05 * factor)
+        )
         return cls(lab, physics, bridge, emulators, drivers, clock)
 
     def run(self, until: float | None = None) -> None:

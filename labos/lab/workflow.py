@@ -40,8 +40,12 @@ def build_graph(exp: Experiment, cfg: LabConfig) -> nx.DiGraph:
     recipe = exp.recipe
     doses = recipe.doses
     if not doses:
-        raise WorkflowError(f"experiment {exp.id}: the recipe doses nothing; give a custom task graph instead")
-    first_other = next((i for i, s in enumerate(recipe.steps) if not isinstance(s, DoseStep)), len(recipe.steps))
+        raise WorkflowError(
+            f"experiment {exp.id}: the recipe doses nothing; give a custom task graph instead"
+        )
+    first_other = next(
+        (i for i, s in enumerate(recipe.steps) if not isinstance(s, DoseStep)), len(recipe.steps)
+    )
     if any(isinstance(s, DoseStep) for s in recipe.steps[first_other:]):
         raise NotImplementedYet("workflow not implemented: dosing after a mix, heat, grind or XRD step")
 
@@ -95,14 +99,21 @@ def prepare_graph(g: nx.DiGraph, cfg: LabConfig, *, priority: float = 0.0) -> nx
     for node, attrs in g.nodes(data=True):
         kind = attrs.get("kind")
         if kind not in TASK_TYPES:
-            raise WorkflowError(f"node {node!r}: unknown task kind {kind!r}; known: {', '.join(sorted(TASK_TYPES))}")
+            raise WorkflowError(
+                f"node {node!r}: unknown task kind {kind!r}; known: {', '.join(sorted(TASK_TYPES))}"
+            )
         attrs.setdefault("params", {})
         if "duration_min" not in attrs:
             attrs["duration_min"] = float(task_type(kind).estimate_min(attrs["params"], cfg))
     for node in reversed(list(nx.topological_sort(g))):
         below = max((g.nodes[s]["rank_min"] for s in g.successors(node)), default=0.0)
         g.nodes[node]["rank_min"] = g.nodes[node]["duration_min"] + below
-    for node, attrs in g.nodes(data=True):
+    for node in g.nodes:  # how much work stands between this task and the sample's first scan
+        scans = [x for x in nx.descendants(g, node) | {node} if g.nodes[x]["kind"] == "xrd"]
+        g.nodes[node]["lead_min"] = (
+            g.nodes[node]["rank_min"] - max(g.nodes[x]["rank_min"] for x in scans) if scans else None
+        )
+    for _node, attrs in g.nodes(data=True):
         tier = task_type(attrs["kind"]).tier
         attrs["priority"] = priority * 1e7 + tier * 1e5 + min(attrs["rank_min"], 99_999.0)
     return g
@@ -138,8 +149,18 @@ def graph_from_rows(rows) -> nx.DiGraph:
     """Rebuild an experiment's graph (with live status) from its task rows, for the console."""
     g = nx.DiGraph()
     for r in rows:
-        g.add_node(r.node, id=r.id, kind=r.kind, status=r.status, params=r.params, duration_min=r.duration_min,
-                   rank_min=r.rank_min, started_s=r.started_s, finished_s=r.finished_s, run_id=r.run_id)
+        g.add_node(
+            r.node,
+            id=r.id,
+            kind=r.kind,
+            status=r.status,
+            params=r.params,
+            duration_min=r.duration_min,
+            rank_min=r.rank_min,
+            started_s=r.started_s,
+            finished_s=r.finished_s,
+            run_id=r.run_id,
+        )
     by_id = {r.id: r.node for r in rows}
     for r in rows:
         for s in r.successors or []:

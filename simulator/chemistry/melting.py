@@ -5,7 +5,9 @@ For the Tammann-like onset of a reaction the world needs a "softening" temperatu
 - a phase that decomposes before it melts (carbonates, hydroxides, nitrates) reacts around its
   decomposition temperature, so its effective melting point is T_dec / 0.8 (the reaction then starts
   near 0.45–0.6 of that, i.e. a little below T_dec, as observed for BaCO3 + TiO2 at ~700 °C);
-- an untabulated phase (usually a ternary product) gets 0.9 × the geometric mean, weighted by cation
+- a common ternary oxide takes its melting point from ``simulator/data/ternary_melting.toml``
+  (with sources);
+- any other untabulated phase (usually a ternary product) gets 0.9 × the geometric mean, weighted by cation
   atoms, of the melting points of the binary oxides of its cations *in their oxidation states in
   the compound* (pymatgen's oxidation-state guess; V5+ → V2O5, not V2O3), or 1800 K when none is
   known. A documented estimate: compounds melt below the mean of their components (e.g. it gives
@@ -16,7 +18,9 @@ For the Tammann-like onset of a reaction the world needs a "softening" temperatu
 from __future__ import annotations
 
 import math
+import tomllib
 from functools import lru_cache
+from importlib import resources
 
 from .phases import OPEN_ELEMENT_GAS, make_phase
 
@@ -64,6 +68,17 @@ def tabulated_melting_k(key: str) -> float | None:
     return info.temperature_k
 
 
+@lru_cache(maxsize=1)
+def ternary_melting_k() -> dict[str, float]:
+    """Melting points (K) of common ternary oxides (``simulator/data/ternary_melting.toml``)."""
+    text = (
+        resources.files("labos.simulator.data").joinpath("ternary_melting.toml").read_text(encoding="utf-8")
+    )
+    return {
+        make_phase(name).key: float(row["melting_c"]) + 273.15 for name, row in tomllib.loads(text).items()
+    }
+
+
 @lru_cache(maxsize=8192)
 def effective_melting_k(key: str) -> float:
     """Melting point (K) for Tammann's rule, tabulated or estimated (see module docstring)."""
@@ -74,6 +89,9 @@ def effective_melting_k(key: str) -> float:
         if info.kind == "melts":
             return info.temperature_k
         return info.temperature_k / DECOMPOSITION_FACTOR
+    known_ternary = ternary_melting_k().get(key)
+    if known_ternary is not None:
+        return known_ternary
     p = make_phase(key)
     table = _oxide_melting_by_cation()
     states = _oxidation_states(key) if "O" in p.elements else {}

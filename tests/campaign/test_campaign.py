@@ -213,9 +213,8 @@ def test_restart_resumes_the_campaign_without_duplicating_experiments(tmp_path, 
     assert len(ids) == len(set(ids)) and before <= set(ids)
     assert {e.id for e in exps} == set(ids), "every decision became exactly one experiment"
     assert all(n == 1 for n in per_exp.values()), "no experiment was analysed twice"
-    dosed = sum(
-        sum(1 for st in e.recipe["steps"] if st["kind"] == "dose") for e in exps if e.status == "completed"
-    )
+    assert all(e.status == "completed" for e in exps), "every experiment finished, its sample stored"
+    dosed = sum(sum(1 for st in e.recipe["steps"] if st["kind"] == "dose") for e in exps)
     assert doses_done == dosed == second.sim.physics.count("dose"), "no dose was repeated after the restart"
     for t in rep.targets:
         assert t.experiments_used <= 3

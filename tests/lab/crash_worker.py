@@ -18,23 +18,31 @@ TEMPS = (700.0, 800.0, 800.0, 900.0, 700.0, 800.0, 900.0, 800.0)
 
 def experiments(n: int) -> list[Experiment]:
     return [
-        Experiment(id=f"exp-crash-{i:03d}", target=Target(formula="LiMn2O4"), recipe=recipe(TEMPS[i % len(TEMPS)]))
+        Experiment(
+            id=f"exp-crash-{i:03d}", target=Target(formula="LiMn2O4"), recipe=recipe(TEMPS[i % len(TEMPS)])
+        )
         for i in range(n)
     ]
 
 
-def build(url: str, state: str):
+def build(url: str, state: str, migrate: bool = True):
     from labos.lab import SimLab
+    from labos.lab.store import Store
 
-    return SimLab.build(url, inventory=PRECURSORS, furnaces=2, furnace_slots=2, crucible_rack=3, state_path=state)
+    store = Store(url, migrate=migrate)
+    return SimLab.build(
+        store, inventory=PRECURSORS, furnaces=2, furnace_slots=2, crucible_rack=3, state_path=state
+    )
 
 
-def run(url: str, state: str, n: int, crash_hook=None, max_rounds: int = 50) -> bool:
-    sim = build(url, state)
+def run(url: str, state: str, n: int, crash_hook=None, max_rounds: int = 50, announce: bool = False) -> bool:
+    sim = build(url, state, migrate=not announce)  # a restarted lab process: the schema is there
     if crash_hook is not None:
         sim.lab.engine.crash_hook = crash_hook
     for e in experiments(n):
         sim.lab.submit(e)
+    if announce:
+        print("RUNNING", flush=True)
     for _ in range(max_rounds):
         sim.run()
         if not answer_from_physics(sim):
@@ -45,5 +53,5 @@ def run(url: str, state: str, n: int, crash_hook=None, max_rounds: int = 50) -> 
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a subprocess by the tests
-    ok = run(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    ok = run(sys.argv[1], sys.argv[2], int(sys.argv[3]), announce=True)
     print("DONE" if ok else "NOT DONE", flush=True)

@@ -25,10 +25,16 @@ PRECURSORS = {"Li2CO3": 1e7, "MnO2": 1e7, "Fe2O3": 1e7, "ZnO": 1e7}
 
 
 def recipe(temp_c: float = 700.0, dwell_min: float = 240.0, heats: int = 1) -> Recipe:
-    steps = [DoseStep(precursor="Li2CO3", mass_mg=370.0), DoseStep(precursor="MnO2", mass_mg=1739.0), MixStep()]
+    steps = [
+        DoseStep(precursor="Li2CO3", mass_mg=370.0),
+        DoseStep(precursor="MnO2", mass_mg=1739.0),
+        MixStep(),
+    ]
     for _ in range(heats):
-        steps += [HeatStep(segments=[HeatSegment(ramp_c_per_min=10, target_c=temp_c, dwell_min=dwell_min)]),
-                  GrindStep()]
+        steps += [
+            HeatStep(segments=[HeatSegment(ramp_c_per_min=10, target_c=temp_c, dwell_min=dwell_min)]),
+            GrindStep(),
+        ]
     steps.append(XRDStep())
     return Recipe(steps=steps)
 
@@ -52,7 +58,9 @@ def answer_from_physics(sim: SimLab, user: str = "auto-operator") -> int:
             d = data["data"]
             at_dest = sim.physics.at(d["destination"]) is not None
             at_src = d["source"] == "vial_supply" or sim.physics.at(d["source"]) is not None
-            option = "at_destination" if at_dest and not (at_src and d["source"] != "vial_supply") else "at_source"
+            option = (
+                "at_destination" if at_dest and not (at_src and d["source"] != "vial_supply") else "at_source"
+            )
         elif iv.kind == "confirm_step":
             option = iv.options[0]
         elif iv.kind == "clear_device_fault":
@@ -81,14 +89,20 @@ def check_invariants(sim: SimLab, n_doses_per_exp: int = 2, n_heats_per_exp: int
     for smp in samples:
         if "/" in smp.position:
             assert slots.get(smp.position) == smp.id, f"slot {smp.position} does not record {smp.id}"
-            assert phys.at(smp.position) is not None, f"DB has {smp.id} at {smp.position}, the lab has nothing there"
+            assert phys.at(smp.position) is not None, (
+                f"DB has {smp.id} at {smp.position}, the lab has nothing there"
+            )
     occupied = {p for p, o in slots.items() if o}
-    assert occupied == set(phys.positions()), f"DB slots {sorted(occupied)} != physical {sorted(phys.positions())}"
+    assert occupied == set(phys.positions()), (
+        f"DB slots {sorted(occupied)} != physical {sorted(phys.positions())}"
+    )
     objects = phys.state["objects"]
     assert len(objects) == len(samples), f"{len(objects)} physical vials for {len(samples)} samples"
     for oid, o in objects.items():
         per = Counter(p for p, _ in o["doses"])
-        assert len(o["doses"]) == n_doses_per_exp and all(v == 1 for v in per.values()), f"{oid} doses {o['doses']}"
+        assert len(o["doses"]) == n_doses_per_exp and all(v == 1 for v in per.values()), (
+            f"{oid} doses {o['doses']}"
+        )
         assert len(o["heats"]) == n_heats_per_exp, f"{oid} was heated {len(o['heats'])} times"
     heats = phys.count("heat")
     assert heats == len([r for r in runs if r.heat_start_s is not None]), "a furnace ran a programme twice"

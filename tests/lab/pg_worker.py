@@ -13,11 +13,12 @@ import tests.lab.probe as probe
 from labos.lab import Lab
 from labos.lab.engine import realtime_env
 from labos.lab.records import TaskRow
+from labos.lab.store import Store
 
 
 def main(url: str) -> None:
     env = realtime_env()
-    lab = Lab(probe.bench_config(), url, {}, env=env, poll_s=0.02)
+    lab = Lab(probe.bench_config(), Store(url, migrate=False), {}, env=env, poll_s=0.1)
 
     def until_done():
         while True:
@@ -34,8 +35,11 @@ def main(url: str) -> None:
     import time
 
     cpu = time.process_time()
-    print(f"STARTED {lab.engine.tasks_started} cpu {cpu:.1f} dispatches {lab.engine.dispatches} "
-          f"dispatch_s {lab.engine.dispatch_s:.1f}", flush=True)
+    print(
+        f"STARTED {lab.engine.tasks_started} cpu {cpu:.1f} dispatches {lab.engine.dispatches} "
+        f"dispatch_s {lab.engine.dispatch_s:.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a subprocess

@@ -46,11 +46,15 @@ class Probe(Task):
 
 
 def bench_config(devices: int = 6, slots: int = 4):
-    return lab_config_from_dict({
-        "name": "bench",
-        "devices": [{"name": f"dev_{i}", "kind": "bench", "lab": {"role": "bench"}} for i in range(1, devices + 1)],
-        "positions": [{"group": "bench_rack", "capacity": slots}],
-    })
+    return lab_config_from_dict(
+        {
+            "name": "bench",
+            "devices": [
+                {"name": f"dev_{i}", "kind": "bench", "lab": {"role": "bench"}} for i in range(1, devices + 1)
+            ],
+            "positions": [{"group": "bench_rack", "capacity": slots}],
+        }
+    )
 
 
 def probe_graph(rng: random.Random, n: int, devices: int, hold_s: float) -> nx.DiGraph:
@@ -58,7 +62,9 @@ def probe_graph(rng: random.Random, n: int, devices: int, hold_s: float) -> nx.D
     g = nx.DiGraph()
     for i in range(n):
         res = rng.sample([f"dev_{j}" for j in range(1, devices + 1)], rng.randint(1, 2))
-        g.add_node(f"p{i}", kind="probe", params={"resources": res, "slot": rng.random() < 0.3, "hold_s": hold_s})
+        g.add_node(
+            f"p{i}", kind="probe", params={"resources": res, "slot": rng.random() < 0.3, "hold_s": hold_s}
+        )
         if i >= 2:
             for j in rng.sample(range(i), min(2, i)):
                 if rng.random() < 0.5:

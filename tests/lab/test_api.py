@@ -59,13 +59,22 @@ def test_submission_is_checked_and_idempotent(lab_url):
     exp = experiment()
     assert sim.lab.submit(exp) == sim.lab.submit(exp)
     assert len(sim.lab.api.tasks(exp.id)) == 11
-    too_hot = Experiment(target=Target(formula="LiMn2O4"), recipe=Recipe(steps=[
-        DoseStep(precursor="Li2CO3", mass_mg=100),
-        HeatStep(segments=[HeatSegment(ramp_c_per_min=5, target_c=1190, dwell_min=60)], atmosphere="Ar"),
-    ]))
+    too_hot = Experiment(
+        target=Target(formula="LiMn2O4"),
+        recipe=Recipe(
+            steps=[
+                DoseStep(precursor="Li2CO3", mass_mg=100),
+                HeatStep(
+                    segments=[HeatSegment(ramp_c_per_min=5, target_c=1190, dwell_min=60)], atmosphere="Ar"
+                ),
+            ]
+        ),
+    )
     with pytest.raises(WorkflowError, match="no furnace can run 1190 °C in Ar"):
         sim.lab.submit(too_hot)
-    unknown = Experiment(target=Target(formula="ZrO2"), recipe=Recipe(steps=[DoseStep(precursor="ZrO2", mass_mg=5)]))
+    unknown = Experiment(
+        target=Target(formula="ZrO2"), recipe=Recipe(steps=[DoseStep(precursor="ZrO2", mass_mg=5)])
+    )
     with pytest.raises(InventoryError, match="ZrO2 is not in the lab's inventory"):
         sim.lab.submit(unknown)
 

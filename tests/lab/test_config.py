@@ -70,7 +70,12 @@ def test_lab_config_from_toml(tmp_path):
     path.write_text(LAB_TOML)
     cfg = load_lab_config(path)
     assert {d.name: d.role for d in cfg.devices} == {
-        "doser_1": "doser", "arm_1": "arm", "furnace_1": "furnace", "door_1": "door", "xrd_1": "xrd"}
+        "doser_1": "doser",
+        "arm_1": "arm",
+        "furnace_1": "furnace",
+        "door_1": "door",
+        "xrd_1": "xrd",
+    }
     spec = cfg.device("furnace_1").device_spec()
     assert spec.kind == "eurotherm2416" and spec.limits.max_temperature_c == 1100
     assert cfg.capacity("crucible_rack") == 16 and cfg.groups("dosing")[0].slot_names() == ["doser_1/1"]

@@ -22,8 +22,16 @@ def test_experiment_end_to_end(lab_url):
     (smp,) = api.samples()
     view = api.sample(smp.id)
     groups = [h.position.split("/")[0] for h in view.history]
-    assert groups == ["doser_1", "mixer_1", "crucible_rack", groups[3], "cooling_rack", "grinder_1", "xrd_1",
-                      "storage"]
+    assert groups == [
+        "doser_1",
+        "mixer_1",
+        "crucible_rack",
+        groups[3],
+        "cooling_rack",
+        "grinder_1",
+        "xrd_1",
+        "storage",
+    ]
     assert groups[3].startswith("furnace_")
     assert all(h.cause for h in view.history)
     assert view.container == "crucible" and view.status == "stored"
@@ -42,7 +50,11 @@ def test_experiment_end_to_end(lab_url):
     assert all(d.holder is None for d in api.devices())
     # the event stream tells the story in order
     kinds = [e.kind for e in api.events()]
-    assert kinds.index("experiment.submitted") < kinds.index("experiment.started") < kinds.index("experiment.outcome")
+    assert (
+        kinds.index("experiment.submitted")
+        < kinds.index("experiment.started")
+        < kinds.index("experiment.outcome")
+    )
     assert kinds[-1] == "experiment.completed" or "experiment.completed" in kinds
     assert kinds.count("sample.moved") == 7 and kinds.count("sample.created") == 1
     later = api.events(after_id=api.events()[-3].id)

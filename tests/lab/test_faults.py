@@ -12,8 +12,9 @@ from tests.lab.labhelpers import answer_from_physics, check_invariants, experime
 
 def test_transient_fault_is_retried(lab_url):
     sim = simlab(lab_url)
-    sim.lab.engine.devices["doser_1"].faults.inject("dose", DeviceBusy("head busy", device="doser_1",
-                                                                        safe_to_retry=True))
+    sim.lab.engine.devices["doser_1"].faults.inject(
+        "dose", DeviceBusy("head busy", device="doser_1", safe_to_retry=True)
+    )
     exp = experiment()
     sim.lab.submit(exp)
     sim.run()
@@ -27,14 +28,17 @@ def test_transient_fault_is_retried(lab_url):
 
 def test_device_fault_becomes_an_intervention_and_retry_resumes(lab_url):
     sim = simlab(lab_url)
-    sim.lab.engine.devices["arm_furnace"].faults.inject("move", DeviceFault("gripper lost", device="arm_furnace",
-                                                                           code=7))
+    sim.lab.engine.devices["arm_furnace"].faults.inject(
+        "move", DeviceFault("gripper lost", device="arm_furnace", code=7)
+    )
     exp = experiment()
     sim.lab.submit(exp)
     sim.run()
     api = sim.lab.api
     (iv,) = api.interventions()
-    assert iv.kind == "clear_device_fault" and iv.subject == "arm_furnace" and iv.options == ["retry", "abort"]
+    assert (
+        iv.kind == "clear_device_fault" and iv.subject == "arm_furnace" and iv.options == ["retry", "abort"]
+    )
     assert api.experiment_status(exp.id) == "waiting_operator"
     assert {d.name: d.state for d in api.devices()}["arm_furnace"] == "fault"
     with pytest.raises(InterventionError, match="not an option"):
@@ -74,7 +78,9 @@ def test_policy_fail_fails_the_experiment(lab_url):
 def test_lost_reply_of_a_dose_is_verified_on_the_balance(lab_url):
     """The doser dosed but its reply was lost: the balance shows the mass, nothing is dosed twice."""
     sim = simlab(lab_url)
-    sim.lab.engine.devices["doser_1"].faults.inject("dose", DeviceTimeout("no reply", device="doser_1"), after=True)
+    sim.lab.engine.devices["doser_1"].faults.inject(
+        "dose", DeviceTimeout("no reply", device="doser_1"), after=True
+    )
     exp = experiment()
     sim.lab.submit(exp)
     sim.run()
@@ -87,8 +93,9 @@ def test_lost_reply_of_a_dose_is_verified_on_the_balance(lab_url):
 
 def test_lost_reply_of_a_move_asks_where_the_sample_is(lab_url):
     sim = simlab(lab_url)
-    sim.lab.engine.devices["arm_char"].faults.inject("move", DeviceTimeout("no reply", device="arm_char"),
-                                                     after=True)
+    sim.lab.engine.devices["arm_char"].faults.inject(
+        "move", DeviceTimeout("no reply", device="arm_char"), after=True
+    )
     exp = experiment()
     sim.lab.submit(exp)
     sim.run()
@@ -105,8 +112,9 @@ def test_lost_reply_of_a_move_asks_where_the_sample_is(lab_url):
 
 def test_missing_sample_fails_its_experiment(lab_url):
     sim = simlab(lab_url)
-    sim.lab.engine.devices["arm_furnace"].faults.inject("move", DeviceTimeout("no reply", device="arm_furnace"),
-                                                        after=True)
+    sim.lab.engine.devices["arm_furnace"].faults.inject(
+        "move", DeviceTimeout("no reply", device="arm_furnace"), after=True
+    )
     exp = experiment()
     sim.lab.submit(exp)
     sim.run()

@@ -78,8 +78,9 @@ def test_without_batching_each_crucible_gets_its_own_run(lab_url):
 def test_busy_small_lab_never_deadlocks(lab_url):
     """Many experiments, tiny racks, mixed profiles and double heats: everything finishes."""
     rng = random.Random(3)
-    sim = simlab(lab_url, furnaces=2, furnace_slots=2, crucible_rack=2,
-                 cooling_rack=1, xrd_slots=1, storage=30)
+    sim = simlab(
+        lab_url, furnaces=2, furnace_slots=2, crucible_rack=2, cooling_rack=1, xrd_slots=1, storage=30
+    )
     exps = [experiment(rng.choice([700, 800, 900]), heats=rng.choice([1, 2])) for _ in range(10)]
     for e in exps:
         sim.lab.submit(e, priority=rng.random())
@@ -120,10 +121,17 @@ def test_full_storage_asks_the_operator(lab_url):
 
 
 def test_free_pool_books_all_or_nothing():
-    rows = [Free("doser_1", "device", "doser", None), Free("arm", "device", "arm", None),
-            Free("doser_1/1", "slot", "dosing", "doser_1"), Free("rack/1", "slot", "rack", None)]
+    rows = [
+        Free("doser_1", "device", "doser", None),
+        Free("arm", "device", "arm", None),
+        Free("doser_1/1", "slot", "dosing", "doser_1"),
+        Free("rack/1", "slot", "rack", None),
+    ]
     pool = FreePool(rows)
-    assert pool.take([Need(role="doser"), Need(group="dosing", on="doser", tag="slot"), Need(name="xrd")]) is None
+    assert (
+        pool.take([Need(role="doser"), Need(group="dosing", on="doser", tag="slot"), Need(name="xrd")])
+        is None
+    )
     assert pool.free_slots("dosing") == 1  # nothing taken by the failed request
     got = pool.take([Need(role="doser"), Need(group="dosing", on="doser", tag="slot"), Need(name="arm")])
     assert got == {"doser": "doser_1", "slot": "doser_1/1", "arm": "arm"}

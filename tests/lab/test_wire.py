@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import pytest
 
-from labos.domain import DoseStep, Experiment, GrindStep, HeatSegment, HeatStep, MixStep, Recipe, Target, XRDStep
+from labos.domain import (
+    DoseStep,
+    Experiment,
+    GrindStep,
+    HeatSegment,
+    HeatStep,
+    MixStep,
+    Recipe,
+    Target,
+    XRDStep,
+)
 from labos.lab.wirelab import WireLab
 from tests.lab.labhelpers import answer_from_physics
 
 
 def _experiment(target: str = "Li2TiO3") -> Experiment:
-    return Experiment(target=Target(formula=target), recipe=Recipe(steps=[
-        DoseStep(precursor="Li2CO3", mass_mg=369.5), DoseStep(precursor="TiO2", mass_mg=798.7), MixStep(),
-        HeatStep(segments=[HeatSegment(ramp_c_per_min=10, target_c=900, dwell_min=120)]), GrindStep(), XRDStep(),
-    ]))
+    return Experiment(
+        target=Target(formula=target),
+        recipe=Recipe(
+            steps=[
+                DoseStep(precursor="Li2CO3", mass_mg=369.5),
+                DoseStep(precursor="TiO2", mass_mg=798.7),
+                MixStep(),
+                HeatStep(segments=[HeatSegment(ramp_c_per_min=10, target_c=900, dwell_min=120)]),
+                GrindStep(),
+                XRDStep(),
+            ]
+        ),
+    )
 
 
 def _run(wl: WireLab, exp: Experiment) -> dict:
@@ -49,7 +68,9 @@ def _check(wl: WireLab, exp: Experiment) -> None:
 
 def test_experiment_end_to_end_over_the_wire(lab_url, tmp_path):
     """No chemistry world (the powders do not react): the drivers, the journal and the XRD path."""
-    with WireLab.build(lab_url, factor=4000.0, inventory={"Li2CO3": 1e6, "TiO2": 1e6}, workdir=tmp_path) as wl:
+    with WireLab.build(
+        lab_url, factor=4000.0, inventory={"Li2CO3": 1e6, "TiO2": 1e6}, workdir=tmp_path
+    ) as wl:
         exp = _experiment()
         wl.lab.submit(exp)
         assert _run(wl, exp) == {exp.id: "completed"}, wl.lab.api.interventions()
@@ -63,8 +84,9 @@ def test_synthesis_over_the_wire_with_the_demo_world(lab_url, tmp_path):
     from labos.simulator.world import World
 
     world = World.demo(seed=0)
-    with WireLab.build(lab_url, factor=4000.0, world=world, inventory={"Li2CO3": 1e6, "TiO2": 1e6},
-                       workdir=tmp_path) as wl:
+    with WireLab.build(
+        lab_url, factor=4000.0, world=world, inventory={"Li2CO3": 1e6, "TiO2": 1e6}, workdir=tmp_path
+    ) as wl:
         exp = _experiment()
         wl.lab.submit(exp)
         assert _run(wl, exp) == {exp.id: "completed"}

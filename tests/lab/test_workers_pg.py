@@ -32,12 +32,24 @@ def test_four_workers_1000_tasks_no_double_booking(postgres_url, tmp_path):
     rng = random.Random(1)
     lab = Lab(probe.bench_config(devices=DEVICES), postgres_url, {})
     for i in range(N_EXP):
-        lab.submit(_experiment(i), graph=probe.probe_graph(rng, PER_EXP, DEVICES, hold_s=0.003),
-                   priority=rng.random())
+        lab.submit(
+            _experiment(i),
+            graph=probe.probe_graph(rng, PER_EXP, DEVICES, hold_s=0.003),
+            priority=rng.random(),
+        )
     log = tmp_path / "probe.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LABOS_PROBE_LOG": str(log)}
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.lab.pg_worker", postgres_url], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.lab.pg_worker", postgres_url],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     started = []
     for p in procs:
         out, err = p.communicate(timeout=240)

@@ -8,6 +8,7 @@ the planner's reasoning can be checked without loading the real thermodynamic da
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 from labos.planners.chemistry import canonical
@@ -46,6 +47,9 @@ class FakeThermo:
         return a + b * (temperature_k - 300.0) + (0.0 if b > 0 else 1e-5 * math.log(0.21) * temperature_k)
 
     def interface_reactions(self, a: str, b: str, temperature_k: float):
+        """Li2O + MnO2 has a strongly exergonic side reaction to Li2MnO3 (illustrative)."""
+        if {canonical(a), canonical(b)} == {"Li2O", "MnO2"}:
+            return [SimpleNamespace(x=0.5, products={"Li2MnO3": 0.8, "O2": 0.2}, energy_per_atom=-0.9)]
         return []
 
     def stable_phases(self, elements, temperature_k: float):

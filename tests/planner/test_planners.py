@@ -141,3 +141,15 @@ def test_ask_tell_is_fast_enough(fake_thermo, inventory):
     t = time.perf_counter()
     _run(planner, 5)
     assert (time.perf_counter() - t) / 5 < 1.0
+
+
+def test_pairwise_competition_lowers_a_set(fake_thermo, inventory):
+    planner = get_planner("thermo", "LiMn2O4", inventory, fake_thermo, temperatures_c=[800])
+    bad = planner.cell_for(["Li2O", "MnO2"], 800)
+    good = planner.cell_for(["Li2CO3", "MnO2"], 800)
+    assert planner.selectivity(bad.candidate) > 0 >= planner.selectivity(good.candidate)
+    assert planner._score(bad)[0] == pytest.approx(
+        planner.reaction_energy(bad) + planner.selectivity(bad.candidate)
+    )
+    labos = Planner("LiMn2O4", inventory, fake_thermo, temperatures_c=[800])
+    assert "prefers a side reaction" in labos._decision(bad, 0.1, 0.1, labos.view(bad)).why

@@ -88,3 +88,22 @@ def test_planner_starts_from_a_stored_campaign(fake_thermo, inventory, db_url):
         planner.store.record_inert(pair_key(*pair), 1000)
     view = planner.view(planner.cell_for(["Li2O", "MnO2"], 800))
     assert view.dead and view.prior <= 0.05  # every pair left is known to be inert: a dead end
+
+
+def test_partial_decomposition_and_observed_fractions_persist(db_url):
+    store = PairwiseStore()
+    # Ba(OH)2 mostly reacted with TiO2; the little BaO beside BaTiO3 came from a competing decomposition
+    analyse(store, ["Ba(OH)2", "TiO2"], 700, {"BaTiO3": 0.6, "Ba2TiO4": 0.3, "BaO": 0.05, "TiO2": 0.05})
+    dec = store.get("Ba(OH)2")
+    assert dec is not None and dec.partial and "BaO" in dec.products
+    pair = store.get("Ba(OH)2", "TiO2")
+    assert pair.max_fraction["BaTiO3"] == 0.6 and not pair.partial
+    # a partial decomposition leaves some of the phase for its other reactions
+    pred = predict(store, {"Ba(HO)2": 1.0}, 700)
+    assert pred.phases.get("Ba(HO)2", 0) > 0.2 and "BaO" in pred.phase_set
+    factory = connect(db_url)
+    with session_scope(factory) as s:
+        save_store(s, store)
+    with session_scope(factory) as s:
+        again = load_store(s)
+    assert again.get("Ba(OH)2").partial and again.get("Ba(OH)2", "TiO2").max_fraction["BaTiO3"] == 0.6

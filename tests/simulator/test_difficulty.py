@@ -113,3 +113,23 @@ def test_melting_estimate_uses_the_cation_oxidation_state():
     # V5+ in Ca2V2O7 pairs with V2O5 (954 K), not V2O3 (2230 K): the estimate stays far below CaO's
     assert effective_melting_k(make_phase("Ca2V2O7").key) < 1700.0
     assert effective_melting_k(make_phase("CaMoO4").key) == pytest.approx(1718.0, rel=0.1)  # CRC: 1445 °C
+
+
+def test_precursor_choice_decides_through_the_intermediate():
+    """Ba2TiO4 in the full world: BaCO3 + TiO2 first makes BaTiO3, and BaTiO3 + BaCO3 → Ba2TiO4 adds
+    only a few meV/atom, so the carbonate route is trapped on BaTiO3 until BaCO3 itself goes; BaO2
+    (no CO2 to lose) forms Ba2TiO4 directly. Same temperature, different precursors."""
+    from labos.simulator.replay import candidate_sets
+
+    world = World(0)
+    sets = dict(candidate_sets("Ba2TiO4", ["BaCO3", "BaO2", "TiO2"]))
+    carbonate, peroxide = sets[("BaCO3", "TiO2")], sets[("BaO2", "TiO2")]
+    for t in (900.0, 1000.0):
+        trapped = world.synthesize(carbonate, heat(t))
+        assert trapped.fraction_of("Ba2TiO4") < 0.3
+        assert trapped.fraction_of("BaTiO3") > 0.2 + trapped.fraction_of("Ba2TiO4")
+    best_peroxide = max(world.synthesize(peroxide, heat(t)).fraction_of("Ba2TiO4") for t in (1000.0, 1100.0))
+    assert best_peroxide > 0.5
+    assert world.synthesize(peroxide, heat(1000.0)).fraction_of("Ba2TiO4") > 0.2 + world.synthesize(
+        carbonate, heat(1000.0)
+    ).fraction_of("Ba2TiO4")

@@ -130,6 +130,7 @@ def upgrade() -> None:
     sa.Column('pending', sa.Integer(), nullable=False),
     sa.Column('priority', sa.Float(), nullable=False),
     sa.Column('rank_min', sa.Float(), nullable=False),
+    sa.Column('lead_min', sa.Float(), nullable=True),
     sa.Column('duration_min', sa.Float(), nullable=False),
     sa.Column('batch_key', sa.String(length=64), nullable=True),
     sa.Column('run_id', sa.String(length=64), nullable=True),
