@@ -5,10 +5,11 @@ knowledge but then ranks sets by one number (remaining driving force), tests who
 ladders, and ignores partial yields. Here every cell (precursor set, temperature) gets
 
 * a **mechanistic prior** for its target fraction: the intermediates the pairwise store predicts at T,
-  the driving force left for the target-forming step (ΔG′), a known route to the target, a dead end
-  (every pair of the predicted phases already seen inert at ≥ T, or the same intermediates already
-  failed), a temperature factor (literature temperature model, else Tamman's rule) and the
-  literature recommender's vote for the set;
+  the driving force left for the target-forming step (ΔG′, and its rank among the sets), pairwise
+  competition (a precursor pair whose best reaction is not the target), a known route to the target
+  (expected to give about what it gave), a dead end (every pair of the predicted phases already seen
+  inert at ≥ T, or the same intermediates already failed), a temperature factor (around the literature
+  model's temperature for the set) and the literature recommender's vote for the set;
 * a **Gaussian-process correction** learned from every measured fraction (partial yields count) with
   a kernel that couples cells sharing the set, the precursors, or the *predicted intermediates* —
   so one failure lowers every cell heading into the same dead end, and one partial yield raises its
@@ -16,7 +17,8 @@ ladders, and ignores partial yields. Here every cell (precursor set, temperature
 * a prior **uncertainty** that grows with the share of untested pairs, so the choice between
   exploring and exploiting is the probability of success, P(fraction ≥ threshold).
 
-Batches are chosen greedily with the "kriging believer" (each pick is assumed to return its mean).
+Batches are chosen greedily with a pessimistic "constant liar" (each pick is assumed to return its
+mean minus one sd, so a batch spreads over different sets instead of one set's temperatures).
 Once a set gives a partial yield, continuous parameters (temperature, dwell, regrind + reheat) are
 tuned with the bayesian-optimization package (lab mode only; a replay has a fixed grid).
 """
@@ -44,7 +46,7 @@ T_LEAD_C = 60.0  # the factor reaches ~0.7 at the reference temperature
 HOT_MARGIN_C = 200.0  # far above the reference temperature ...
 HOT_PENALTY = 0.4  # ... the temperature factor drops by up to this share
 MAX_PRIOR = 0.7
-ROUTE_MARGIN = 0.2  # a known route is expected to do a little better than it did (higher T, longer)
+ROUTE_MARGIN = 0.15  # a known route is expected to do a little better hotter than where it was seen
 DEAD_PRIOR = 0.05
 DEAD_SD_FACTOR = 0.5  # dead ends are predictions, not facts: data on the same set must still move them
 PRIOR_SD = 0.3
@@ -106,7 +108,7 @@ class ActiveLearningPlanner(BasePlanner):
         return out
 
     def reference_temperature(self, cell: Cell) -> tuple[float, str]:
-        """Where the literature (or Tamman's rule) expects this set to react fully, °C."""
+        """The temperature the literature model expects for this set (default 800 °C without priors), °C."""
         if not self._t_ref:
             self._fill_reference_temperatures()
         if cell.set_key not in self._t_ref:
@@ -180,8 +182,10 @@ class ActiveLearningPlanner(BasePlanner):
             prior, dead = 0.0, dead or "the set cannot balance to the target"
         if route > 0:
             # a known route to the target: expect about what it gave before (observed fraction)
-            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in pred.applied), default=0.0)
-            prior = max(prior, min(0.95, route, seen + ROUTE_MARGIN))
+            forming = [r for r in pred.applied if self.target_key in r.products]
+            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in forming), default=0.0)
+            hotter = any(cell.temperature_c > (r.t_react_min_c or 0.0) for r in forming)
+            prior = max(prior, min(0.95, max(route, seen) + (ROUTE_MARGIN if hotter else 0.0)))
         if dead:
             prior = min(prior, DEAD_PRIOR)
         sd = PRIOR_SD * ((0.35 + 0.65 * unknown_share) if not dead else DEAD_SD_FACTOR)

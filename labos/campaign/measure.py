@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +131,3 @@ def _reduced(formula: str) -> str:
         return parse_formula(formula)
     except Exception:  # a phase label that is not a formula never matches the target
         return formula
-
-
-def elements_of(formulas: Iterable[str]) -> set[str]:
-    from pymatgen.core import Composition
-
-    out: set[str] = set()
-    for f in formulas:
-        out |= {str(e) for e in Composition(parse_formula(f)).elements}
-    return out

@@ -127,6 +127,8 @@ class CampaignRunner:
         self.seq = 0
         self.notes: list[str] = []
         self._run_mins: list[float] = []  # programme lengths proposed so far (feeding pace)
+        # decided before a crash, maybe never submitted: handed to the lab again (idempotent)
+        self.resubmit: list[tuple[CampaignDecisionRow, Any]] = []
 
     # ------------------------------------------------------------------ set-up
 
@@ -158,7 +160,8 @@ class CampaignRunner:
         if self._priors == "auto":
             self.priors, self.priors_note = load_priors(cfg.use_priors)
         else:
-            self.priors, self.priors_note = self._priors, "given"
+            self.priors = self._priors
+            self.priors_note = "not used" if self._priors is None else "given by the caller"
         self.pair_store = self._pair_store()
         with self.store.factory() as s:
             st = self.store.state(s)
@@ -263,7 +266,6 @@ class CampaignRunner:
             outcomes = persist.last_outcomes(s, ids)
             status = persist.experiment_status(s, ids)
         fixes: dict[str, dict] = {}
-        self.resubmit: list[tuple[CampaignDecisionRow, Any]] = []
         for r in rows:
             self.seq = max(self.seq, r.seq + 1)
             track = self.tracks.get(parse_formula(r.target))
@@ -313,6 +315,7 @@ class CampaignRunner:
                         setattr(row, k, v)
 
             self.store.run(fn)
+        if rows:  # the target rows were just reset by _build_tracks: write what the history says
             self._save_targets()
 
     # ------------------------------------------------------------------ running
@@ -335,7 +338,7 @@ class CampaignRunner:
                 {"resumed": self.resumed, "planner": self.cfg.planner, "priors": self.priors_note},
             )
         )
-        for r, prop in getattr(self, "resubmit", []):
+        for r, prop in self.resubmit:
             self._submit(self.tracks[parse_formula(r.target)], prop, r.experiment_id)
         lab.on_outcome(self._on_outcome)
         self._wake = lab.env.event()

@@ -119,42 +119,9 @@ class Engine:
                     heartbeat_at=utcnow(),
                 )
             )
-            stale = utcnow() - timedelta(seconds=self.lease_s)
-            dead = []
-            for w in s.scalars(
-                select(WorkerRow).where(WorkerRow.id != self.worker_id, WorkerRow.status == "running")
-            ):
-                hb = (
-                    w.heartbeat_at
-                    if w.heartbeat_at.tzinfo
-                    else w.heartbeat_at.replace(tzinfo=utcnow().tzinfo)
-                )
-                if exclusive or hb < stale:
-                    dead.append(w.id)
-                    w.status = "dead"
-            # work owned by a worker that no longer exists at all (e.g. rows from a killed run)
-            known = set(s.scalars(select(WorkerRow.id).where(WorkerRow.status == "running")))
-            orphans = {
-                w
-                for (w,) in s.execute(select(TaskRow.worker).where(TaskRow.status == "running").distinct())
-                if w and w not in known
-            }
-            orphans |= {
-                w
-                for (w,) in s.execute(
-                    select(FurnaceRunRow.worker).where(FurnaceRunRow.status == "heating").distinct()
-                )
-                if w and w not in known
-            }
-            n = sum(release_worker(s, w) for w in set(dead) | orphans)
-            emit(
-                s,
-                "lab.started",
-                self.worker_id,
-                lab_t=now,
-                recovered=n,
-                dead_workers=sorted(set(dead) | orphans),
-            )
+            s.flush()
+            n, dead = self._reap(s, exclusive=exclusive)
+            emit(s, "lab.started", self.worker_id, lab_t=now, recovered=n, dead_workers=dead)
 
         self.store.run(fn)
         self.env.process(self._loop())
@@ -265,18 +232,52 @@ class Engine:
                 next_recheck = time.monotonic() + self.recheck_s
             yield self.env.timeout(0)  # let everything due at this instant finish first
 
+    def _reap(self, s, *, exclusive: bool) -> tuple[int, list[str]]:
+        """Hand back the work of workers that died (stale heartbeat, or any other worker when the
+        database is single-process SQLite) and of workers no longer registered at all."""
+        stale = utcnow() - timedelta(seconds=self.lease_s)
+        dead = []
+        for w in s.scalars(
+            select(WorkerRow).where(WorkerRow.id != self.worker_id, WorkerRow.status == "running")
+        ):
+            hb = w.heartbeat_at if w.heartbeat_at.tzinfo else w.heartbeat_at.replace(tzinfo=utcnow().tzinfo)
+            if exclusive or hb < stale:
+                dead.append(w.id)
+                w.status = "dead"
+        s.flush()
+        known = set(s.scalars(select(WorkerRow.id).where(WorkerRow.status == "running")))
+        owners = {
+            w for (w,) in s.execute(select(TaskRow.worker).where(TaskRow.status == "running").distinct())
+        }
+        owners |= {
+            w
+            for (w,) in s.execute(
+                select(FurnaceRunRow.worker).where(FurnaceRunRow.status == "heating").distinct()
+            )
+        }
+        gone = sorted(set(dead) | {w for w in owners if w and w not in known})
+        n = sum(release_worker(s, w) for w in gone)
+        if n:
+            self.dispatcher.recheck = True
+        return n, gone
+
     def _heartbeat(self) -> None:
+        """Several workers (PostgreSQL): say this one is alive, and take over the work of dead ones."""
         if not self.store.is_pg:
             return
         wall = time.monotonic()
         if wall - self._last_beat < self.lease_s / 4:
             return
         self._last_beat = wall
+        now = self.now
 
         def fn(s):
             w = s.get(WorkerRow, self.worker_id)
             if w is not None:
                 w.heartbeat_at = utcnow()
+            n, gone = self._reap(s, exclusive=False)
+            if n:
+                emit(s, "lab.recovered", self.worker_id, lab_t=now, recovered=n, dead_workers=gone)
 
         self.store.run(fn)
 

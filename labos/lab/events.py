@@ -19,6 +19,7 @@ from labos.db.records import EventRow
 # The kinds the lab OS writes (subject in brackets).
 KINDS = (
     "lab.started",  # [worker]
+    "lab.recovered",
     "lab.paused",
     "lab.resumed",
     "lab.stopped",

@@ -138,7 +138,9 @@ class Physics:
         self.save()
         return oid
 
-    def heat(self, oid: str, heat: HeatStep, atmosphere: str, furnace: str, start_s: float) -> None:
+    def heat(
+        self, oid: str, heat: HeatStep, atmosphere: str, furnace: str, start_s: float, *, save: bool = True
+    ) -> None:
         """The object reacted in a furnace programme (products of a second heat start from the first)."""
         o = self.obj(oid)
         if o["phases"] is None:
@@ -147,7 +149,8 @@ class Physics:
             as_mg = {k: v * sum(o["contents"].values()) for k, v in o["phases"].items()}
             o["phases"] = self.chemistry(as_mg, heat, atmosphere)
         o["heats"].append([furnace, start_s, heat.max_temperature_c])
-        self.save()
+        if save:
+            self.save()
 
     def remove(self, position: str) -> str | None:
         """An operator takes whatever is at ``position`` off the deck."""
@@ -373,10 +376,10 @@ class FakeFurnace(_Fake):
         if not _profile(st["program"], (self.physics.now() - st["start"]) / 60)[2]:
             return
         heat = recipe_heat([HeatSegment.model_validate(s) for s in st["program"]])
+        st["applied"] = True  # one save for the flag and the products: a kill cannot split them
         for oid in st["load"]:
             if oid in [self.physics.at(p) for p in self.slots]:
-                self.physics.heat(oid, heat, self.atmosphere, self.name, st["start"])
-        st["applied"] = True
+                self.physics.heat(oid, heat, self.atmosphere, self.name, st["start"], save=False)
         self.physics.save()
 
 

@@ -94,7 +94,7 @@ def test_crash_at_each_kind_of_step(lab_url, tmp_path, step, phase, asks):
 def test_sigkill_at_random_points(lab_url, tmp_path):
     """The real thing: SIGKILL a lab process at random moments of its work, restart it, check the world."""
     url, state = lab_url, str(tmp_path / "world.json")
-    cmd = [sys.executable, "-m", "tests.lab.crash_worker", url, state, "8"]
+    cmd = [sys.executable, "-m", "tests.lab.crash_worker", url, state, "12"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(5)
     kills, t_end = 0, time.monotonic() + 110
@@ -105,7 +105,7 @@ def test_sigkill_at_random_points(lab_url, tmp_path):
         if kills < 10:
             line = proc.stdout.readline()  # wait until it is working on the lab, then kill it mid-run
             if line.strip() == "RUNNING":
-                time.sleep(rng.uniform(0.05, 0.8))
+                time.sleep(rng.uniform(0.05, 0.4))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.communicate()
@@ -120,5 +120,5 @@ def test_sigkill_at_random_points(lab_url, tmp_path):
     assert kills >= 5
     sim = crash_worker.build(url, state)
     stats = check_invariants(sim)
-    assert stats["samples"] == 8
+    assert stats["samples"] == 12
     assert sim.lab.api.events(kinds=["task.recovered"]), "no kill ever interrupted a task"

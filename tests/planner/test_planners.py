@@ -87,12 +87,17 @@ def test_learning_avoids_a_dead_end(fake_thermo, inventory):
     assert "Li2O" not in nxt.precursors or nxt.temperature_c != 800
 
 
-def test_partial_yield_raises_neighbours(fake_thermo, inventory):
+def test_partial_yield_raises_neighbours_and_a_dead_end_lowers_them(fake_thermo, inventory):
     planner = Planner("LiMn2O4", inventory, fake_thermo, seed=0, temperatures_c=[700, 800, 900])
-    before = planner.posterior([planner.cell_for(["LiOH", "MnO2"], 900)])[0][0]
+    hot = planner.cell_for(["LiOH", "MnO2"], 900)
+    other = planner.cell_for(["LiNO3", "MnO"], 900)
+    (hot0, other0), _, _ = planner.posterior([hot, other])
     planner.observe(["LiOH", "MnO2"], 700, _outcome("x1", {"LiMn2O4": 0.35, "Li2MnO3": 0.25, "Mn2O3": 0.4}))
-    after = planner.posterior([planner.cell_for(["LiOH", "MnO2"], 900)])[0][0]
-    assert after > before - 0.05  # the same set's hotter cell stays promising
+    (hot1, _), _, _ = planner.posterior([hot, other])
+    assert hot1 > hot0 + 0.1  # a partial yield at 700 °C makes the same set at 900 °C more promising
+    planner.observe(["LiNO3", "MnO"], 700, _outcome("x2", {"Li2MnO3": 0.45, "Mn3O4": 0.55}))
+    (_, other2), _, _ = planner.posterior([hot, other])
+    assert other2 < other0 - 0.1  # no target at all: the hotter cell of that set drops
 
 
 def test_recipe_tuning_after_partial_yield(fake_thermo):
