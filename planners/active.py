@@ -46,12 +46,12 @@ T_LEAD_C = 60.0  # the factor reaches ~0.7 at the reference temperature
 HOT_MARGIN_C = 200.0  # far above the reference temperature ...
 HOT_PENALTY = 0.4  # ... the temperature factor drops by up to this share
 MAX_PRIOR = 0.7
-ROUTE_MARGIN = 0.15  # a known route is expected to do a little better hotter than where it was seen
+ROUTE_MARGIN = 0.2  # a known route may do a little better than it did (hotter, longer)
 DEAD_PRIOR = 0.05
 DEAD_SD_FACTOR = 0.5  # dead ends are predictions, not facts: data on the same set must still move them
 PRIOR_SD = 0.3
 NOISE_SD = 0.06  # measured weight fractions (XRD) are good to a few percent
-LENGTH_T_C = 130.0
+LENGTH_T_C = 200.0
 W_SET, W_PREC, W_PHASE = 0.35, 0.2, 0.45
 DEFAULT_REFERENCE_C = 800.0
 
@@ -182,10 +182,9 @@ class ActiveLearningPlanner(BasePlanner):
             prior, dead = 0.0, dead or "the set cannot balance to the target"
         if route > 0:
             # a known route to the target: expect about what it gave before (observed fraction)
-            forming = [r for r in pred.applied if self.target_key in r.products]
-            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in forming), default=0.0)
-            hotter = any(cell.temperature_c > (r.t_react_min_c or 0.0) for r in forming)
-            prior = max(prior, min(0.95, max(route, seen) + (ROUTE_MARGIN if hotter else 0.0)))
+            # a known route: about what the prediction says, at most a little better than seen so far
+            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in pred.applied), default=0.0)
+            prior = max(prior, min(0.95, route, seen + ROUTE_MARGIN))
         if dead:
             prior = min(prior, DEAD_PRIOR)
         sd = PRIOR_SD * ((0.35 + 0.65 * unknown_share) if not dead else DEAD_SD_FACTOR)

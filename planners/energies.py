@@ -12,7 +12,6 @@ adds a fixed, seed-determined Gaussian offset per phase.
 
 from __future__ import annotations
 
-import itertools
 import weakref
 import zlib
 from collections.abc import Iterable
@@ -201,6 +200,13 @@ class ThermoView:
             total += coeff * self.g_per_fu(phase, temperature_k)
         return total / per_atoms
 
+    @staticmethod
+    def _interfaces_plain(fn, ka: str, kb: str, tk: int) -> list[Any]:
+        try:
+            return list(fn(ka, kb, float(tk)))
+        except (LabosError, ValueError, KeyError, TypeError):
+            return []
+
     def interface(self, a: str, b: str, temperature_k: float) -> InterfaceProduct | None:
         """Most exergonic product mixture of the pair (a, b) at T from the thermo database, cached."""
         ka, kb = sorted((canonical(a), canonical(b)))
@@ -212,8 +218,10 @@ class ThermoView:
         fn = getattr(self.thermo, "interface_reactions", None)
         if fn is not None:
             try:
-                reactions: list[Any] = list(fn(ka, kb, float(tk)))
-            except (LabosError, ValueError, KeyError, TypeError):
+                reactions: list[Any] = list(fn(ka, kb, float(tk), atmosphere=self.atmosphere))
+            except TypeError:  # a database without atmospheres
+                reactions = self._interfaces_plain(fn, ka, kb, tk)
+            except (LabosError, ValueError, KeyError):
                 reactions = []
             if reactions:
                 best = min(reactions, key=lambda r: float(r.energy_per_atom))
@@ -226,7 +234,3 @@ class ThermoView:
                     result = InterfaceProduct(prods, float(best.energy_per_atom))
         self._interfaces[key] = result
         return result
-
-
-def pairs_of(phases: Iterable[str]) -> list[tuple[str, str]]:
-    return [tuple(sorted(p)) for p in itertools.combinations(sorted(set(phases)), 2)]  # type: ignore[misc]

@@ -33,6 +33,9 @@ class LabSpec(BaseModel):
     persist_world: bool = Field(
         default=True, description="keep the simulated physical world on disk (restarts)"
     )
+    simulated_operator: bool = Field(
+        default=True, description="answer the lab's 'confirm what happened' requests from the simulated deck"
+    )
 
 
 class CampaignConfig(BaseModel):

@@ -154,6 +154,11 @@ class CampaignRunner:
             state_path=state_path,
         )
         self.lab = self.sim.lab
+        self.operator = None
+        if cfg.lab.simulated_operator:
+            from labos.campaign.operator import SimulatedOperator
+
+            self.operator = SimulatedOperator(self.sim)
         self.furnaces = [f.name for f in self.lab_cfg.furnaces()]
         self.furnace_max_c = min((f.lab.max_c or 1200.0) for f in self.lab_cfg.furnaces())
         self.slots = max(f.lab.slots for f in self.lab_cfg.furnaces())
@@ -398,6 +403,8 @@ class CampaignRunner:
             yield env.any_of([timeout, self._wake])
             if self._wake.triggered:
                 self._wake = env.event()
+            if self.operator is not None:
+                self.operator.answer_open()
             self._check_failed()
             soon = self._fill()
 

@@ -94,7 +94,7 @@ def test_partial_yield_raises_neighbours_and_a_dead_end_lowers_them(fake_thermo,
     (hot0, other0), _, _ = planner.posterior([hot, other])
     planner.observe(["LiOH", "MnO2"], 700, _outcome("x1", {"LiMn2O4": 0.35, "Li2MnO3": 0.25, "Mn2O3": 0.4}))
     (hot1, _), _, _ = planner.posterior([hot, other])
-    assert hot1 > hot0 + 0.1  # a partial yield at 700 °C makes the same set at 900 °C more promising
+    assert hot1 > hot0 + 0.05  # a partial yield at 700 °C makes the same set at 900 °C more promising
     planner.observe(["LiNO3", "MnO"], 700, _outcome("x2", {"Li2MnO3": 0.45, "Mn3O4": 0.55}))
     (_, other2), _, _ = planner.posterior([hot, other])
     assert other2 < other0 - 0.1  # no target at all: the hotter cell of that set drops
