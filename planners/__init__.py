@@ -8,23 +8,47 @@
 (``random``, ``thermo``, ``bo``) or the published ARROWS3 algorithm (``arrows3``).
 """
 
-from labos.planners.active import ActiveLearningPlanner
-from labos.planners.arrows import Arrows3Planner
-from labos.planners.base import BasePlanner, Cell, Observation
-from labos.planners.baselines import BOPlanner, RandomPlanner, ThermoOnlyPlanner
-from labos.planners.candidates import CandidateSet, enumerate_sets
-from labos.planners.errors import (
-    InfeasibleTargetError,
-    PlannerError,
-    PlannerExhaustedError,
-    ReplayFormatError,
-    UnknownPhaseError,
-)
-from labos.planners.pairwise import PairRecord, PairwiseStore
-from labos.planners.proposal import Proposal
-from labos.planners.registry import PLANNERS, get_planner
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-Planner = ActiveLearningPlanner
+# name -> module; imported on first use so that ``labos.planners.store`` (loaded with every
+# database table) does not pull in scipy, scikit-learn and the planners themselves.
+_EXPORTS = {
+    "ActiveLearningPlanner": "labos.planners.active",
+    "Planner": "labos.planners.active",
+    "Arrows3Planner": "labos.planners.arrows",
+    "BasePlanner": "labos.planners.base",
+    "Cell": "labos.planners.base",
+    "Observation": "labos.planners.base",
+    "BOPlanner": "labos.planners.baselines",
+    "RandomPlanner": "labos.planners.baselines",
+    "ThermoOnlyPlanner": "labos.planners.baselines",
+    "CandidateSet": "labos.planners.candidates",
+    "enumerate_sets": "labos.planners.candidates",
+    "InfeasibleTargetError": "labos.planners.errors",
+    "PlannerError": "labos.planners.errors",
+    "PlannerExhaustedError": "labos.planners.errors",
+    "ReplayFormatError": "labos.planners.errors",
+    "UnknownPhaseError": "labos.planners.errors",
+    "PairRecord": "labos.planners.pairwise",
+    "PairwiseStore": "labos.planners.pairwise",
+    "Proposal": "labos.planners.proposal",
+    "PLANNERS": "labos.planners.registry",
+    "get_planner": "labos.planners.registry",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from labos.planners.active import ActiveLearningPlanner as Planner  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labos.planners' has no attribute {name!r}")
+    if name == "Planner":
+        name = "ActiveLearningPlanner"
+    return getattr(import_module(module), name)
+
 
 __all__ = [
     "PLANNERS",
