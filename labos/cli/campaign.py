@@ -104,8 +104,10 @@ def print_report(rep) -> None:
             what = f"{' + '.join(r.precursors)} at {r.temperature_c:.0f} °C → {r.target_fraction:.0%}"
         elif tr.failed_routes:
             f = tr.failed_routes[0]
-            blocked = ", ".join(f"{k} {v:.0%}" for k, v in list(f.blocking.items())[:3]) or "no reaction"
-            what = f"best {' + '.join(f.precursors)}: {f.best_fraction:.0%}; blocked by {blocked}"
+            blocked = ", ".join(f"{k} {v:.0%}" for k, v in list(f.blocking.items())[:3])
+            what = f"best {' + '.join(f.precursors)}: {f.best_fraction:.0%}; " + (
+                f"blocked by {blocked}" if blocked else "the precursors did not react"
+            )
         else:
             what = tr.reason
         style = {"succeeded": "green", "exhausted": "red", "rejected": "yellow", "infeasible": "yellow"}
