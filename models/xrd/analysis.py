@@ -743,29 +743,17 @@ class _Analysis:
         )
 
     def _no_peaks(self) -> AnalysisResult:
-        fit = self._empty_fit()
-        self.notes.append(
-            "no diffraction peaks above the noise: amorphous, empty holder or failed measurement"
-        )
-        return AnalysisResult(
-            phases=[],
-            details=[],
-            rwp=fit.rwp,
-            rexp=fit.rexp,
-            gof=fit.gof,
+        return self._no_phases(
+            "no diffraction peaks above the noise: amorphous, empty holder or failed measurement",
             confidence=0.1,
-            explained=False,
             unexplained_fraction=0.0,
-            seconds=0.0,
-            notes=self.notes,
-            n_candidates=len(self.phases),
-            x=self.x,
-            observed=self.y / self.y_scale,
-            calculated=fit.calc / self.y_scale,
-            background=fit.background / self.y_scale,
         )
 
     def _unexplained(self, obs: ObservedPeaks, why: str) -> AnalysisResult:
+        return self._no_phases(why, confidence=0.05, unexplained_fraction=1.0)
+
+    def _no_phases(self, why: str, *, confidence: float, unexplained_fraction: float) -> AnalysisResult:
+        """A result that reports no phase (background only), with the reason in its notes."""
         fit = self._empty_fit()
         self.notes.append(why)
         return AnalysisResult(
@@ -774,9 +762,9 @@ class _Analysis:
             rwp=fit.rwp,
             rexp=fit.rexp,
             gof=fit.gof,
-            confidence=0.05,
+            confidence=confidence,
             explained=False,
-            unexplained_fraction=1.0,
+            unexplained_fraction=unexplained_fraction,
             seconds=0.0,
             notes=self.notes,
             n_candidates=len(self.phases),
