@@ -55,30 +55,6 @@ def pattern_writer(library, seed: int = 0) -> Writer:
     return write
 
 
-def experiment_elements(exp: Experiment) -> set[str]:
-    """Elements that can be in the sample: the target's and the precursors' (+ O from air)."""
-    from pymatgen.core import Composition
-
-    els = {"O"}
-    for f in [exp.target.formula, *exp.recipe.precursors]:
-        els |= {str(e) for e in Composition(parse_formula(f)).elements}
-    return els
-
-
-def pattern_analyzer(library, threshold: float) -> Analyzer:
-    """Phase identification and quantification of the measured file among ``library``."""
-
-    def analyze(path: str, exp: Experiment, sample_id: str | None) -> Outcome:
-        from labos.models.xrd import analyze as run_analysis
-        from labos.models.xrd.io import read_pattern
-
-        pattern = read_pattern(Path(path))
-        result = run_analysis(pattern, library, elements=experiment_elements(exp))
-        return result.to_outcome(exp.id, exp.target.formula, threshold)
-
-    return analyze
-
-
 def truth_analyzer(
     threshold: float, sigma: float = 0.02, detection_limit: float = 0.01, seed: int = 0
 ) -> Analyzer:

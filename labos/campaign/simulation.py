@@ -11,6 +11,7 @@ from typing import Any
 from labos.campaign.config import CampaignConfig, LabSpec
 from labos.domain import Precursor
 from labos.errors import ConfigError, NotImplementedYet
+from labos.lab.analysis import xrd_analyzer
 
 STOCK_MG = 1_000_000.0  # 1 kg of every precursor on the simulated shelf
 
@@ -130,7 +131,7 @@ def build_simlab(
                 "none (use the demo chemistry, or xrd='truth')"
             )
         library = measure.phase_library(structures)
-        analyzer = measure.pattern_analyzer(library, threshold)
+        analyzer = xrd_analyzer(library, threshold=threshold)
         writer = measure.pattern_writer(library, seed)
     else:
         analyzer = measure.truth_analyzer(threshold, spec.measurement_sigma, spec.detection_limit, seed)

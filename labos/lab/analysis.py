@@ -25,11 +25,13 @@ def xrd_analyzer(library, *, threshold: float | None = None):
 
     def analyze(path: str, exp: Experiment, sample_id: str | None) -> Outcome:
         from labos.models.xrd import analyze as run_analysis
+        from labos.models.xrd.fitfile import save_fit
         from labos.models.xrd.io import read_pattern
 
         pattern = read_pattern(Path(path))
         elements = _elements(exp) | {"O"}
         result = run_analysis(pattern, library, elements=elements)
+        save_fit(result, path)  # the curves, for the console's XRD plot
         return result.to_outcome(exp.id, exp.target.formula, thr)
 
     return analyze

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from labos.db.records import ExperimentRow
 from labos.domain import Outcome
+from labos.models.xrd.fitfile import fit_path
 from labos.web import plots, queries
 from labos.web.errors import NotFound
-from labos.web.fits import fit_path
 
 
 def experiment_rows(session: Session, campaign_id: str | None = None) -> list[dict[str, Any]]:

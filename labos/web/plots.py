@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from labos.db.records import EventRow, ExperimentRow, OutcomeRow
 from labos.domain import Outcome
 from labos.errors import NotImplementedYet
+from labos.models.xrd.fitfile import load_fit
 from labos.web import queries
 from labos.web.errors import NotFound
-from labos.web.fits import load_fit
 from labos.web.schemas import FurnaceProfile, PhaseCurve, Series, TimelineItem, XRDPlot
 
 ROOM_C = 25.0

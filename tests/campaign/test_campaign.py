@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from labos.models.xrd.fitfile import load_fit
 from sqlalchemy import func, select
 
 from labos.campaign import CampaignConfig, CampaignRunner
@@ -68,6 +69,8 @@ def test_campaign_runs_end_to_end_and_judges_success_by_xrd_analysis(demo_run):
         assert o.source == "xrd"
         assert o.xrd_file.endswith(".xrdml") and Path(o.xrd_file).is_file()
         assert o.data["rwp"] is not None
+        fit = load_fit(o.xrd_file)  # the fitted curves the console draws
+        assert fit is not None and len(fit["calculated"]) == len(fit["x"]) > 100
     for t in rep.targets:
         assert t.experiments_used <= 2
         for e in t.experiments:  # the verdict is the analysed fraction against the threshold

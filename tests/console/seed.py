@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from labos.models.xrd.fitfile import save_fit
 from sqlalchemy.orm import Session, sessionmaker
 
 from labos.db import connect, session_scope
@@ -32,7 +33,6 @@ from labos.domain import (
     utcnow,
 )
 from labos.web import accounts
-from labos.web.fits import save_fit
 
 PASSWORDS = {"ada": "ada-admin-pass", "otto": "otto-operator-pass", "vera": "vera-viewer-pass"}
 ROLES = {"ada": "admin", "otto": "operator", "vera": "viewer"}
@@ -71,7 +71,7 @@ def _recipe(p1: str, m1: float, p2: str, m2: float, temp: float, dwell: float) -
 
 
 def _fit(phases: dict[str, float], seed: int):
-    """A fake AnalysisResult (the attributes labos.web.fits.save_fit reads) and its raw pattern."""
+    """A fake AnalysisResult (the attributes labos.models.xrd.fitfile.save_fit reads) and its raw pattern."""
     rng = np.random.default_rng(seed)
     x = np.round(np.arange(10.0, 80.0, 0.04), 4)
     background = 60 + 25 * np.exp(-(x - 10) / 25)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from labos.models.xrd.fitfile import fit_path, load_fit, save_fit
 
 from labos.db import session_scope
 from labos.db.repository import record_event, save_outcome
 from labos.domain import Outcome, PhaseResult, XRDPattern
-from labos.web.fits import fit_path, load_fit, save_fit
 
 
 def test_campaign_progress(clients, seeded):
