@@ -94,8 +94,11 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
     poll = engine.cfg.timing.furnace_poll
     end_est = t0 + duration * 60.0
     errors = 0
+    readings: list[list[float]] = []  # [lab seconds, °C]: the profile the console draws against setpoint
     while end.state != "done":
-        yield from ctx.wait(max((end_est - ctx.now) / 60.0, poll))
+        # poll through the whole programme: the watchdog sees a sensor break when it happens
+        remaining = (end_est - ctx.now) / 60.0
+        yield from ctx.wait(min(remaining, poll) if remaining > 0 else poll)
         try:
             st = yield from ctx.call(furnace.status)
         except DeviceError as exc:
@@ -104,6 +107,7 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
                 continue
             ctx._device_failed(furnace_name, exc)
         errors = 0
+        readings.append([round(ctx.now, 1), round(st.pv_c, 1)])
         if st.sensor_break:
             ctx._device_failed(furnace_name, DeviceFault("sensor break", device=furnace_name))
         if st.program_state == "complete" and st.pv_c <= unload_c + 25.0:
@@ -127,6 +131,7 @@ def run_furnace(engine: Engine, run_id: str) -> Generator[Any, Any, None]:
         run = s.get(FurnaceRunRow, run_id)
         run.status = "cooled"
         run.heat_end_s = now
+        run.data = {**(run.data or {}), "readings": readings}
         emit(
             s,
             "furnace_run.finished",

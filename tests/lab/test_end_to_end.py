@@ -63,3 +63,22 @@ def test_experiment_end_to_end(lab_url):
     assert graph.number_of_nodes() == build_graph(exp, sim.lab.cfg).number_of_nodes()
     assert all(graph.nodes[n]["status"] == "done" for n in graph)
     check_invariants(sim)
+
+
+def test_furnace_run_keeps_its_temperature_profile(lab_url):
+    """The furnace is polled through the programme; the readings follow the setpoint profile."""
+    from labos.lab.records import FurnaceRunRow
+
+    sim = simlab(lab_url)
+    exp = experiment()
+    sim.lab.submit(exp)
+    sim.run()
+    with sim.lab.store.factory() as s:
+        (run,) = s.query(FurnaceRunRow).all()
+        readings = run.data["readings"]
+    target_c = exp.recipe.heat.max_temperature_c
+    times = [t for t, _ in readings]
+    temps = [c for _, c in readings]
+    assert times == sorted(times) and len(readings) >= exp.recipe.heat.duration_min() / 10 / 2
+    assert abs(max(temps) - target_c) < 5  # the dwell is seen, not only the end of the programme
+    assert temps[-1] < target_c / 2  # the run ends cooled
