@@ -82,3 +82,10 @@ def test_furnace_run_keeps_its_temperature_profile(lab_url):
     assert times == sorted(times) and len(readings) >= exp.recipe.heat.duration_min() / 10 / 2
     assert abs(max(temps) - target_c) < 5  # the dwell is seen, not only the end of the programme
     assert temps[-1] < target_c / 2  # the run ends cooled
+
+    from labos.web.plots import furnace_profile  # the console draws it against the setpoint
+
+    with sim.lab.store.factory() as s:
+        profile = furnace_profile(s, exp.id)
+    assert profile.measured is not None and len(profile.measured.temperature_c) == len(readings)
+    assert abs(max(profile.measured.temperature_c) - max(profile.setpoint.temperature_c)) < 5
