@@ -193,6 +193,72 @@ def _modbus(n: int) -> dict:
     return summarize("Modbus RTU read PV (fc 03, register 1) over a pty", *times)
 
 
+class _RawModbusTcp:
+    """A plain socket sending one MBAP request and reading the whole reply (header + length)."""
+
+    def __init__(self, port: int, request: bytes):
+        self.sock = _connect(port)
+        self.request = request
+
+    def __call__(self) -> bytes:
+        self.sock.sendall(self.request)
+        buf = b""
+        while len(buf) < 6 or len(buf) < 6 + int.from_bytes(buf[4:6], "big"):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the emulator closed the connection")
+            buf += chunk
+        return buf
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _RawBisynch(_RawSerial):
+    """The bare pty round trip of one EI-Bisynch poll: until ETX and the BCC after it.
+
+    The descriptor is opened with os.open, without pyserial: Linux keeps a pty at 8 bits, no
+    parity, and refuses (EINVAL) a second termios call that asks only for 7E1, so the driver's
+    7E1 open must be the only one that configures the port."""
+
+    def __init__(self, path: str, request: bytes):
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        self.request = request
+
+    def __call__(self) -> bytes:
+        os.write(self.fd, self.request)
+        buf = b""
+        while (k := buf.find(b"\x03")) < 0 or len(buf) < k + 2:
+            if not select.select([self.fd], [], [], 1.0)[0]:
+                raise TimeoutError("raw round trip got no reply")
+            buf += os.read(self.fd, 4096)
+        return buf
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _modbus_tcp(n: int) -> dict:
+    from labos.simulator.clock import WallClock
+    from labos.simulator.emulators.eurotherm_frontends import EurothermTcpEmulator
+
+    with EurothermTcpEmulator(WallClock(), series="epc3016") as emu:
+        raw = _RawModbusTcp(emu.address["tcp_port"], bytes.fromhex("000100000006010300010001"))
+        times = _through_registry(emu, "epc3016", lambda dev: dev.pv(), raw, n)
+    return summarize("Modbus TCP read PV (fc 03, register 1; pymodbus client), EPC3016", *times)
+
+
+def _bisynch(n: int) -> dict:
+    from labos.drivers.bisynch import poll_frame
+    from labos.simulator.clock import WallClock
+    from labos.simulator.emulators.eurotherm_frontends import EurothermBisynchEmulator
+
+    with EurothermBisynchEmulator(WallClock()) as emu:
+        raw = _RawBisynch(emu.address["port"], poll_frame(1, "PV"))
+        times = _through_registry(emu, "eurotherm2416_bisynch", lambda dev: dev.pv(), raw, n)
+    return summarize("EI-Bisynch poll PV over a pty", *times)
+
+
 def _door(n: int) -> dict:
     from labos.simulator.clock import WallClock
     from labos.simulator.emulators.door import DoorEmulator
@@ -208,9 +274,69 @@ def _ur(n: int) -> dict:
 
     with UREmulator() as emu:
         raw = _RawTcpLine(emu.dashboard_port, b"safetystatus\n", greeting=True)
-        options = {"secondary_port": emu.secondary_port}
+        options = {"secondary_port": emu.secondary_port, "rtde_port": emu.rtde_port}
         times = _through_registry(emu, "ur", lambda dev: dev.safety_status(), raw, n, options=options)
     return summarize("UR dashboard safetystatus (TCP line)", *times)
+
+
+class _RawRTDE:
+    """A plain socket with the driver's RTDE subscription: start, read the first data package, pause."""
+
+    def __init__(self, port: int, outputs: tuple[str, ...], frequency_hz: float):
+        import struct
+
+        self.sock = _connect(port)
+        self.buf = b""
+        self._ask(b"V", struct.pack(">H", 2))
+        self._ask(b"O", struct.pack(">d", frequency_hz) + ",".join(outputs).encode())
+
+    def _packet(self) -> tuple[bytes, bytes]:
+        while len(self.buf) < 3 or len(self.buf) < int.from_bytes(self.buf[:2], "big"):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the emulator closed the RTDE connection")
+            self.buf += chunk
+        size = int.from_bytes(self.buf[:2], "big")
+        ptype, payload, self.buf = self.buf[2:3], self.buf[3:size], self.buf[size:]
+        return ptype, payload
+
+    def _ask(self, ptype: bytes, payload: bytes = b"") -> bytes:
+        self.sock.sendall((3 + len(payload)).to_bytes(2, "big") + ptype + payload)
+        while True:
+            got, body = self._packet()
+            if got == ptype:
+                return body
+
+    def __call__(self) -> bytes:
+        self._ask(b"S")
+        while (sample := self._packet())[0] != b"U":
+            pass
+        self._ask(b"P")
+        return sample[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _ur_rtde(n: int) -> dict:
+    from labos.drivers.registry import DeviceSpec, open_device
+    from labos.simulator.emulators.ur import UREmulator
+
+    with UREmulator() as emu:
+        options = {"secondary_port": emu.secondary_port, "rtde_port": emu.rtde_port}
+        spec = DeviceSpec(
+            name="ur", kind="ur", host="127.0.0.1", tcp_port=emu.dashboard_port, options=options
+        )
+        dev = open_device(spec)
+        try:
+            raw = _RawRTDE(emu.rtde_port, dev._rtde_outputs, dev.rtde_frequency_hz)  # the same subscription
+            try:
+                times = compare(dev.rtde_state, raw, n)
+            finally:
+                raw.close()
+        finally:
+            dev.close()
+    return summarize("UR RTDE sample (start, first data package, pause; TCP binary)", *times)
 
 
 def _aeris(n: int) -> dict:
@@ -282,8 +408,11 @@ def _opentrons(n: int) -> dict:
 PROTOCOLS: dict[str, Callable[[int], dict]] = {
     "mtsics": _mtsics,
     "modbus_rtu": _modbus,
+    "modbus_tcp": _modbus_tcp,
+    "ei_bisynch": _bisynch,
     "door_tcp": _door,
     "ur_dashboard": _ur,
+    "ur_rtde": _ur_rtde,
     "aeris": _aeris,
     "opentrons_http": _opentrons,
 }

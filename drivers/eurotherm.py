@@ -1,16 +1,24 @@
-"""Eurotherm 2416 / 3216 box-furnace controllers over Modbus RTU (PROTOCOLS.md §2), via minimalmodbus.
+"""Eurotherm furnace controllers (2416/2408, 3216/3216P, EPC3016): the furnace logic, one class for every wire.
 
-minimalmodbus does the framing and CRC-16; this module adds what it lacks: a serial adapter that
-logs every frame through :mod:`labos.drivers.transport`, reads exception replies without waiting
-for the timeout and notices trailing bytes (long frames); typed errors for every Modbus failure;
-retries only for reads and idempotent writes; and the programme logic.
+:class:`EurothermFurnace` holds what a furnace controller means — programme upload and read-back,
+RUN sent exactly once and never blindly repeated, status, sensor break, over-temperature latch,
+runaway and stuck-hold watchdog, and the safety limits checked before any byte is sent. It talks
+to the controller through a :class:`~labos.drivers.furnace_transport.RegisterLink`, so the same
+class runs over
+
+* Modbus RTU on a serial line via minimalmodbus (kinds ``eurotherm``, ``eurotherm2416``,
+  ``eurotherm3216``; PROTOCOLS.md §2),
+* Modbus TCP via the pymodbus client (kind ``epc3016``: A-Lab's EPC3016),
+* EI-Bisynch on a 7E1 serial line (kinds ``eurotherm2416_bisynch``, ``eurotherm_bisynch``; see
+  :mod:`labos.drivers.bisynch`; no programme upload over that protocol).
 
 Series differences (programme-status codes, implied decimals, the "running" threshold A-Lab used)
 live in :class:`EurothermSeries` objects in :data:`SERIES`, not in code paths. Register numbers
 come from PROTOCOLS.md; three that it does not list are marked ``unverified`` below (status word
 75 with bit 0 = alarm 1 and bit 5 = sensor break, and 274 = acknowledge all alarms, from the
 2400-series comms handbook as we read it; the 3216's programme area is assumed to match the
-2416's) — check them on a real controller and override with ``options.registers``.
+2416's, and so is the EPC3016's) — check them on a real controller and override with
+``options.registers``.
 
 Programme encoding (as A-Lab wrote it): ramp units and dwell units set to minutes; a rate is
 ``int(rate * 10)`` (0.1 °C/min), a duration ``int(seconds / 6)`` (0.1 min). Each
@@ -21,11 +29,11 @@ with an end segment whose end type switches the output off so the furnace cools.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+import termios
+from collections.abc import Sequence
 from typing import Any
 
-import minimalmodbus
+from labos.drivers.bisynch import BISYNCH_PARAMS, BisynchLink, BisynchParam
 from labos.drivers.errors import (
     DeviceBusy,
     DeviceError,
@@ -33,19 +41,29 @@ from labos.drivers.errors import (
     DeviceTimeout,
     ProtocolError,
 )
+from labos.drivers.furnace_transport import ModbusRtuLink, ModbusTcpLink, RegisterLink
 from labos.drivers.protocols import FurnaceStatus
 from labos.drivers.registry import DeviceLimits, DeviceSpec, lab_context, register_kind
 from labos.drivers.safety import check_program, check_ramp, check_setpoint
-from labos.drivers.transport import LineTransport, SerialLine, open_transport, retry_call
+from labos.drivers.transport import LineTransport, SerialLine, open_transport
 from labos.simulator.clock import Clock, WallClock
 from pydantic import BaseModel, ConfigDict, Field
 
 from labos.domain import HeatSegment
-from labos.errors import ConfigError
+from labos.errors import ConfigError, NotImplementedYet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SERIES", "EurothermFurnace", "EurothermSeries", "ProgramEncodingError", "encode_program"]
+__all__ = [
+    "SERIES",
+    "EurothermFurnace",
+    "EurothermSeries",
+    "ProgramEncodingError",
+    "encode_program",
+    "open_eurotherm",
+    "open_eurotherm_bisynch",
+    "open_eurotherm_tcp",
+]
 
 DEFAULT_REGISTERS: dict[str, int] = {
     "pv": 1,
@@ -125,6 +143,11 @@ SERIES: dict[str, EurothermSeries] = {
     ),
 }
 SERIES["2408"] = SERIES["2416"].model_copy(update={"name": "2408"})
+# EPC3016 on Modbus TCP: the 2400 programme-status encoding (PROTOCOLS.md §2) and, assumed, the 2400
+# register map; one implied decimal and the 100 °C "running" threshold as for the 3216P (assumed).
+SERIES["epc3016"] = SERIES["2416"].model_copy(
+    update={"name": "epc3016", "temperature_decimals": 1, "running_threshold_c": 100.0}
+)
 SERIES["3216P"] = SERIES["3216"].model_copy(update={"name": "3216P"})
 
 
@@ -157,64 +180,17 @@ def encode_program(
     return out
 
 
-class _ModbusPort:
-    """The serial-port surface minimalmodbus uses, over a :class:`LineTransport`.
-
-    It logs through the transport, returns exception replies (5 bytes) as soon as they arrive
-    instead of waiting out the timeout, and appends any bytes already waiting after a frame so a
-    long frame fails the CRC check instead of polluting the next exchange.
-    """
-
-    def __init__(self, line: LineTransport, baudrate: int, timeout: float):
-        self.line = line
-        self.port = line.name
-        self.baudrate = baudrate
-        self.timeout = timeout
-        self.last_rx = b""
-
-    @property
-    def is_open(self) -> bool:
-        return not self.line.closed
-
-    def open(self) -> None:
-        if self.line.closed:
-            raise DeviceError("serial port is closed", device=self.line.name)
-
-    def close(self) -> None:
-        self.line.close()
-
-    def reset_input_buffer(self) -> None:
-        self.line.flush_input()
-
-    def reset_output_buffer(self) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def write(self, data: bytes) -> int:
-        self.line.write(data)
-        return len(data)
-
-    def read(self, n: int) -> bytes:
-        deadline = time.monotonic() + self.timeout
-        head = self.line.read_up_to(min(n, 2), self.timeout)
-        if len(head) == 2 and head[1] & 0x80:
-            want = 3  # exception reply: addr, fc|0x80, code, crc lo, crc hi
-        else:
-            want = n - len(head)
-        rest = self.line.read_up_to(want, max(0.0, deadline - time.monotonic())) if want > 0 else b""
-        data = head + rest + self.line.pending()
-        self.last_rx = data
-        return data
-
-
 class EurothermFurnace:
-    """One Eurotherm controller on a serial line (one slave address)."""
+    """One Eurotherm controller, whatever the wire: the furnace logic over a :class:`RegisterLink`.
+
+    ``transport`` is either a :class:`RegisterLink` (Modbus RTU, Modbus TCP, EI-Bisynch; see
+    :mod:`labos.drivers.furnace_transport`) or, as before, a serial :class:`LineTransport`, which
+    is wrapped in a :class:`ModbusRtuLink` with ``slave_address``, ``baudrate``, ``timeout_s``.
+    """
 
     def __init__(
         self,
-        transport: LineTransport,
+        transport: LineTransport | RegisterLink,
         *,
         series: EurothermSeries | str = "2416",
         name: str = "furnace",
@@ -231,117 +207,33 @@ class EurothermFurnace:
             if series not in SERIES:
                 raise ConfigError(f"unknown Eurotherm series {series!r}; known: {', '.join(SERIES)}")
             series = SERIES[series]
-        if not 1 <= slave_address <= 247:
-            raise ConfigError(f"Modbus slave address must be 1..247, got {slave_address}")
         self.series = series
         self.name = name
         self.limits = limits or DeviceLimits()
-        self.retries = retries
         self.runaway_margin_c = runaway_margin_c
         self.stuck_after_s = stuck_after_s
         self.clock = clock or WallClock()
-        self.t = transport
-        self.port = _ModbusPort(transport, baudrate, timeout_s)
-        self.inst = minimalmodbus.Instrument(self.port, slave_address)  # type: ignore[arg-type]
-        self.inst.clear_buffers_before_each_transaction = True
-        self.inst.close_port_after_each_call = False
+        if isinstance(transport, LineTransport):
+            transport = ModbusRtuLink(
+                transport,
+                slave_address=slave_address,
+                baudrate=baudrate,
+                timeout_s=timeout_s,
+                retries=retries,
+                name=name,
+            )
+        self.link: RegisterLink = transport
         self.reg = series.registers
         self._hold_since: float | None = None
         self._last_pv: tuple[float, float] | None = None  # (time, PV) at the previous check()
 
-    # -- Modbus plumbing -------------------------------------------------------------------------
-    def _typed(self, exc: Exception, what: str, retry_safe: bool) -> DeviceError:
-        rx = self.port.last_rx
-        if isinstance(exc, minimalmodbus.NoResponseError):
-            return DeviceTimeout(
-                f"{what}: no reply", device=self.name, code="timeout", safe_to_retry=retry_safe
-            )
-        if isinstance(exc, minimalmodbus.SlaveDeviceBusyError):
-            return DeviceBusy(
-                f"{what}: controller busy (exception 06)", device=self.name, code=6, safe_to_retry=retry_safe
-            )
-        if isinstance(exc, minimalmodbus.SlaveReportedException):
-            code = rx[2] if len(rx) >= 3 and rx[1] & 0x80 else None
-            if isinstance(exc, minimalmodbus.IllegalRequestError):
-                meaning = {
-                    1: "illegal function",
-                    2: "illegal data address (or read-only register)",
-                    3: "illegal data value",
-                }.get(code or 0, str(exc))
-                return ProtocolError(
-                    f"{what}: {meaning} (exception {code:02d})" if code else f"{what}: {exc}",
-                    device=self.name,
-                    code=code,
-                )
-            return DeviceFault(
-                f"{what}: controller reported failure (exception {code})", device=self.name, code=code
-            )
-        if isinstance(exc, minimalmodbus.InvalidResponseError):
-            text = str(exc)
-            code = (
-                "crc"
-                if "CRC" in text or "checksum" in text
-                else "address"
-                if "slave" in text.lower()
-                else "frame"
-            )
-            return ProtocolError(
-                f"{what}: invalid reply ({code}): {rx!r}",
-                device=self.name,
-                code=code,
-                safe_to_retry=retry_safe,
-            )
-        return ProtocolError(f"{what}: {exc}", device=self.name, code="modbus", safe_to_retry=retry_safe)
-
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, retry: bool, **kw: Any) -> Any:
-        """One Modbus transaction with typed errors; retried (``retry``) after a timeout, busy or a
-        damaged frame, never after the controller's considered refusal (exceptions 01-04)."""
-
-        def once() -> Any:
-            try:
-                return fn(*args, **kw)
-            except (minimalmodbus.ModbusException, OSError) as exc:
-                raise self._typed(exc, what, retry) from exc
-
-        return retry_call(
-            once,
-            retries=self.retries if retry else 0,
-            what=what,
-            catch=(DeviceError,),
-            retry_if=lambda err: (
-                isinstance(err, DeviceTimeout | DeviceBusy)
-                or (isinstance(err, ProtocolError) and err.code in ("crc", "address", "frame"))
-            ),
-        )
-
+    # -- registers -------------------------------------------------------------------------------
     def read_raw(self, register: int, count: int = 1) -> list[int]:
         """Holding registers as unsigned 16-bit ints (function 03); safe to retry."""
-        return self._call(
-            f"read register {register}", self.inst.read_registers, register, count, functioncode=3, retry=True
-        )
-
-    def _read_signed(self, register: int, decimals: int) -> float:
-        return self._call(
-            f"read register {register}",
-            self.inst.read_register,
-            register,
-            decimals,
-            functioncode=3,
-            signed=True,
-            retry=True,
-        )
+        return self.link.read(register, count)
 
     def _write(self, register: int, value: int, *, retry: bool) -> None:
-        self._call(
-            f"write register {register}",
-            self.inst.write_register,
-            register,
-            value,
-            0,
-            functioncode=6,
-            signed=value < 0,
-            retry=retry,
-        )
+        self.link.write(register, value, retry=retry)
 
     def _temp_raw(self, celsius: float) -> int:
         return round(celsius * 10**self.series.temperature_decimals)
@@ -354,7 +246,7 @@ class EurothermFurnace:
     # -- reads -----------------------------------------------------------------------------------
     def pv(self) -> float:
         """Process value (°C): one register read."""
-        return self._read_signed(self.reg["pv"], self.series.temperature_decimals)
+        return self._temp(self.link.read(self.reg["pv"])[0])
 
     def temperature_c(self) -> float:
         return self.pv()
@@ -372,20 +264,23 @@ class EurothermFurnace:
 
     def status(self) -> FurnaceStatus:
         r = self.reg
-        pv_block = self.read_raw(r["pv"], r["working_sp"] - r["pv"] + 1)
-        sp_c = self._temp(pv_block[r["working_sp"] - r["pv"]])
-        output = self._temp_out(pv_block[r["output"] - r["pv"]])
+        words = self.link.read_set([r["pv"], r["output"], r["working_sp"]])
         state = self.program_state()
         segment = self.read_raw(r["segment"])[0]
-        sensor_break = bool(self.read_raw(r["sensor_break"])[0])
         return FurnaceStatus(
-            pv_c=self._temp(pv_block[0]),
-            sp_c=sp_c,
-            output_pct=output,
+            pv_c=self._temp(words[r["pv"]]),
+            sp_c=self._temp(words[r["working_sp"]]),
+            output_pct=self._temp_out(words[r["output"]]),
             program_state=state,
             segment=segment,
-            sensor_break=sensor_break,
+            sensor_break=self.sensor_break(),
         )
+
+    def sensor_break(self) -> bool:
+        """The sensor-break register (258), or the status word's bit where the link has no 258."""
+        if self.link.supports(self.reg["sensor_break"]):
+            return bool(self.read_raw(self.reg["sensor_break"])[0])
+        return self.alarms()["sensor_break"]
 
     def _temp_out(self, raw: int) -> float:
         if raw >= 0x8000:
@@ -473,6 +368,7 @@ class EurothermFurnace:
         """Write the programme and read it back; no effect on a running programme (checked first)."""
         check_program(self.limits, self.name, segments)
         encoded = encode_program(self.series, segments, end_type=end_type, device=self.name)
+        self._require_programmer("programme upload")
         r, stride = self.reg, self.series.segment_stride
         self._write(r["program_number"], 1, retry=True)
         self._write(r["ramp_units"], TIME_UNITS["minute"], retry=True)
@@ -480,7 +376,7 @@ class EurothermFurnace:
         for i, words in enumerate(encoded):
             addr = r["segment_base"] + stride * i
             values = [w & 0xFFFF for w in words]
-            self._call(f"write segment {i + 1}", self.inst.write_registers, addr, values, retry=True)
+            self.link.write_block(addr, values, retry=True)
         for i, words in enumerate(encoded):
             addr = r["segment_base"] + stride * i
             back = self.read_raw(addr, len(words))
@@ -495,6 +391,7 @@ class EurothermFurnace:
         verify, then send RUN exactly once and confirm it started."""
         check_program(self.limits, self.name, segments)
         encode_program(self.series, segments, device=self.name)  # fails before any byte if too long
+        self._require_programmer("programme run")
         st = self.status()
         if st.sensor_break:
             raise DeviceFault(
@@ -529,37 +426,128 @@ class EurothermFurnace:
             )
         log.info("%s: programme of %d segments running", self.name, len(segments))
 
+    def _require_programmer(self, what: str) -> None:
+        if not self.link.supports_programs:
+            raise NotImplementedYet(
+                f"{what} over {type(self.link).__name__} not implemented: the protocol does not reach "
+                "the programmer's segment table; use Modbus (RTU or TCP) or set the setpoint and ramp rate"
+            )
+
     def close(self) -> None:
-        self.t.close()
+        self.link.close()
 
 
-@register_kind("eurotherm", "eurotherm2416", "eurotherm3216")
-def open_eurotherm(spec: DeviceSpec, **context: Any) -> EurothermFurnace:
+_COMMON_OPTIONS = {"timeout_s", "retries", "runaway_margin_c", "stuck_after_s"}
+
+
+def _series_and_options(spec: DeviceSpec, default: str, allowed: set[str]) -> tuple[EurothermSeries, dict]:
+    """The series (with register overrides) and the remaining options, unknown ones refused."""
     opts = dict(spec.options)
-    series_name = str(opts.pop("series", spec.kind.removeprefix("eurotherm") or "2416"))
+    series_name = str(opts.pop("series", default))
     if series_name not in SERIES:
         raise ConfigError(f"device {spec.name!r}: unknown Eurotherm series {series_name!r}")
     series = SERIES[series_name]
     if "registers" in opts:
         series = series.with_registers(opts.pop("registers"))
-    serial_kw = {k: opts.pop(k) for k in ("bytesize", "parity", "stopbits") if k in opts}
-    baudrate = int(opts.pop("baudrate", 9600))
-    if not spec.port:
-        raise ConfigError(f"device {spec.name!r}: Modbus RTU needs a serial port")
-    allowed = {"slave_address", "timeout_s", "retries", "runaway_margin_c", "stuck_after_s"}
-    unknown = set(opts) - allowed
+    unknown = set(opts) - allowed - _COMMON_OPTIONS
     if unknown:
         raise ConfigError(f"device {spec.name!r}: unknown Eurotherm options {sorted(unknown)}")
-    line = open_transport(
-        **spec.transport_kwargs(), baudrate=baudrate, timeout=float(opts.get("timeout_s", 0.5)), **serial_kw
-    )
-    assert isinstance(line, SerialLine)
+    return series, opts
+
+
+def _furnace(spec: DeviceSpec, link: RegisterLink, series: EurothermSeries, opts: dict, context: dict):
+    logic = {k: opts[k] for k in ("runaway_margin_c", "stuck_after_s") if k in opts}
     return EurothermFurnace(
-        line,
-        series=series,
-        name=spec.name,
-        limits=spec.limits,
-        baudrate=baudrate,
-        **opts,
-        **lab_context(context, "clock"),
+        link, series=series, name=spec.name, limits=spec.limits, **logic, **lab_context(context, "clock")
     )
+
+
+@register_kind("eurotherm", "eurotherm2416", "eurotherm3216")
+def open_eurotherm(spec: DeviceSpec, **context: Any) -> EurothermFurnace:
+    """Modbus RTU on a serial port (minimalmodbus)."""
+    series, opts = _series_and_options(
+        spec,
+        spec.kind.removeprefix("eurotherm") or "2416",
+        {"slave_address", "baudrate", "bytesize", "parity", "stopbits"},
+    )
+    if not spec.port:
+        raise ConfigError(f"device {spec.name!r}: Modbus RTU needs a serial port")
+    serial_kw = {k: opts.pop(k) for k in ("bytesize", "parity", "stopbits") if k in opts}
+    baudrate = int(opts.pop("baudrate", 9600))
+    timeout = float(opts.get("timeout_s", 0.5))
+    line = open_transport(**spec.transport_kwargs(), baudrate=baudrate, timeout=timeout, **serial_kw)
+    assert isinstance(line, SerialLine)
+    link = ModbusRtuLink(
+        line,
+        slave_address=int(opts.get("slave_address", 1)),
+        baudrate=baudrate,
+        timeout_s=timeout,
+        retries=int(opts.get("retries", 2)),
+        name=spec.name,
+    )
+    return _furnace(spec, link, series, opts, context)
+
+
+@register_kind("epc3016", "eurotherm_tcp")
+def open_eurotherm_tcp(spec: DeviceSpec, **context: Any) -> EurothermFurnace:
+    """Modbus TCP (pymodbus client) to ``host``:``tcp_port`` (502 if not given)."""
+    series, opts = _series_and_options(spec, "epc3016", {"unit_id"})
+    if not spec.host:
+        raise ConfigError(f"device {spec.name!r}: Modbus TCP needs a host (and tcp_port, default 502)")
+    link = ModbusTcpLink(
+        spec.host,
+        spec.tcp_port or 502,
+        unit_id=int(opts.get("unit_id", 1)),
+        timeout_s=float(opts.get("timeout_s", 0.5)),
+        retries=int(opts.get("retries", 2)),
+        name=spec.name,
+    )
+    return _furnace(spec, link, series, opts, context)
+
+
+@register_kind("eurotherm2416_bisynch", "eurotherm_bisynch")
+def open_eurotherm_bisynch(spec: DeviceSpec, **context: Any) -> EurothermFurnace:
+    """EI-Bisynch on a serial port, 7E1 unless ``bytesize``/``parity``/``stopbits`` say otherwise.
+
+    ``mnemonics`` maps register names to mnemonics, replacing the built-in ones (see
+    :mod:`labos.drivers.bisynch` for their provenance)."""
+    series, opts = _series_and_options(
+        spec, "2416", {"address", "baudrate", "bytesize", "parity", "stopbits", "mnemonics"}
+    )
+    if not spec.port:
+        raise ConfigError(f"device {spec.name!r}: EI-Bisynch needs a serial port")
+    params = dict(BISYNCH_PARAMS)
+    for reg_name, mnemonic in dict(opts.pop("mnemonics", {})).items():
+        if reg_name not in series.registers:
+            raise ConfigError(f"device {spec.name!r}: mnemonic for unknown register name {reg_name!r}")
+        fmt = params[reg_name].fmt if reg_name in params else "int"
+        params[reg_name] = BisynchParam(str(mnemonic), reg_name, fmt)
+    serial_kw = {"bytesize": 7, "parity": "E", "stopbits": 1}
+    serial_kw.update({k: opts.pop(k) for k in ("bytesize", "parity", "stopbits") if k in opts})
+    timeout = float(opts.get("timeout_s", 0.5))
+    try:
+        line = open_transport(
+            **spec.transport_kwargs(), baudrate=int(opts.pop("baudrate", 9600)), timeout=timeout, **serial_kw
+        )
+    except DeviceError as exc:  # e.g. a pty opened 7E1 before: Linux keeps ptys 8N1 and says EINVAL
+        if not isinstance(exc.__cause__, termios.error):
+            raise
+        raise DeviceError(
+            f"cannot set {serial_kw} on {spec.port}: {exc} (a pseudo-terminal keeps 8 bits, no parity; "
+            "set bytesize = 8, parity = 'N' there)",
+            device=spec.name,
+            code="open",
+        ) from exc
+    assert isinstance(line, SerialLine)
+    link = BisynchLink(
+        line,
+        registers=series.registers,
+        address=int(opts.get("address", 1)),
+        temperature_decimals=series.temperature_decimals,
+        output_decimals=series.output_decimals,
+        timeout_s=timeout,
+        retries=int(opts.get("retries", 2)),
+        params=params,
+        name=spec.name,
+    )
+    return _furnace(spec, link, series, opts, context)

@@ -60,7 +60,19 @@ DEVICE_KINDS: dict[str, Factory] = {}
 
 #: modules of labos.drivers that hold no driver; discovery never imports them (the benchmark, for
 #: one, pulls in emulators). A new helper module belongs here, else discovery warns about it.
-NOT_DRIVERS = frozenset({"benchmarks", "errors", "protocols", "registry", "safety", "transport"})
+NOT_DRIVERS = frozenset(
+    {
+        "benchmarks",
+        "bisynch",
+        "errors",
+        "furnace_transport",
+        "protocols",
+        "registry",
+        "rtde",
+        "safety",
+        "transport",
+    }
+)
 _discovered = False
 _broken: dict[str, str] = {}  # module -> why it failed to import
 _kinds_by_module: dict[str, list[str]] = {}  # module -> the kinds it registered

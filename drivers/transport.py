@@ -17,6 +17,7 @@ import logging
 import os
 import select
 import socket
+import termios
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar, runtime_checkable
@@ -330,7 +331,7 @@ class SerialLine(LineTransport):
                 timeout=timeout,
                 write_timeout=timeout,
             )
-        except (serial.SerialException, ValueError) as exc:
+        except (serial.SerialException, ValueError, termios.error) as exc:
             raise DeviceError(
                 f"cannot open serial port {port}: {exc}", device=self.name, code="open"
             ) from exc

@@ -1,10 +1,27 @@
-"""Universal Robots arm: dashboard server (TCP 29999) plus URScript on the secondary interface (30002).
+"""Universal Robots arm: dashboard server (TCP 29999), URScript on the secondary interface (30002)
+and completion through RTDE (30004).
 
-Why both: the dashboard is how a lab checks the robot (remote control, safety status, robot mode,
+Why three: the dashboard is how a lab checks the robot (remote control, safety status, robot mode,
 program state) and runs programs taught on the pendant; parametrised moves between named positions
 from the lab configuration are URScript sent to the secondary interface. As in A-Lab, every move
-is bracketed by checks (remote control, ``safetystatus == NORMAL``, robot mode RUNNING) and
-"program not running after N s" is an error.
+is bracketed by dashboard checks (remote control, ``safetystatus == NORMAL``, robot mode RUNNING)
+and "program not running after N s" is an error.
+
+How a move's end is seen: polling the dashboard's ``running`` cannot tell "not started yet" from
+"already finished": a program shorter than the poll interval reads as never run, a false start
+timeout. So with ``rtde_port`` configured the driver subscribes over RTDE
+(:mod:`labos.drivers.rtde`) to ``runtime_state``, ``robot_mode``, ``safety_status`` and one output
+integer register, and every generated move ends with ``write_output_integer_register(<reg>,
+<seq>)``, a per-move sequence number one past the register's value when the move was sent. The
+register keeps its value, so completion is a level that no sampling interval can miss, and it
+survives a dropped RTDE connection (the driver reconnects, a read-only act, and reads it again).
+A counter was chosen over the primary interface's ``isProgramRunning`` flag (RobotModeData) for
+that reason: a flag is as easily missed between samples as the dashboard's. Safety leaving NORMAL,
+a pause (popup) or the program stopping before the register is written end the move as faults.
+Programs taught on the pendant cannot carry the counter: they are watched through
+``runtime_state`` (PLAYING then STOPPED), which is better sampled than the dashboard but not
+immune to a program shorter than one RTDE period. Without ``rtde_port`` (old lab configurations)
+the driver polls the dashboard as before and logs a warning once.
 
 Nothing with an effect is repeated: a move, ``play``, ``power on`` or ``brake release`` that timed
 out or failed raises and latches the driver (:attr:`URArm.fault`) until :meth:`URArm.recover`,
@@ -21,9 +38,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from labos.drivers import rtde
 from labos.drivers.errors import DeviceBusy, DeviceError, DeviceFault, DeviceTimeout, ProtocolError
 from labos.drivers.registry import DeviceSpec, construct, lab_context, register_kind
-from labos.drivers.transport import TcpLine, retry_call
+from labos.drivers.transport import ConnectionLost, TcpLine, retry_call
 from labos.simulator.clock import Clock, WallClock
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -63,6 +81,9 @@ ROBOT_MODES = frozenset(
 PROGRAM_STATES = frozenset({"STOPPED", "PLAYING", "PAUSED"})
 EMERGENCY = frozenset({"SYSTEM_EMERGENCY_STOP", "ROBOT_EMERGENCY_STOP"})
 JOINT_LIMIT_RAD = 2 * math.pi
+INT32_MAX = 2**31 - 1
+#: runtime_state values during which a program is under way
+RUNTIME_ACTIVE = frozenset({"PLAYING", "PAUSING", "RESUMING"})
 
 
 # -- reply parsers (pure; fuzzed in the tests) ------------------------------------------------
@@ -189,8 +210,10 @@ def move_script(
     positions: Mapping[str, NamedPosition],
     motion: URMotion,
     name: str = "labos_move",
+    done: tuple[int, int] | None = None,
 ) -> str:
-    """URScript that picks at ``source`` and places at ``destination`` via their approach points."""
+    """URScript that picks at ``source`` and places at ``destination`` via their approach points;
+    ``done = (register, seq)`` makes its last statement write ``seq`` to that output int register."""
     for key in (source, destination):
         if key not in positions:
             raise ConfigError(
@@ -217,8 +240,38 @@ def move_script(
     lines += [f"  {motion.gripper_open}", f"  sleep({motion.grip_wait_s:g})"]
     if dst.approach:
         lines.append(mj(dst.approach, motion.approach_speed))
+    if done is not None:
+        register, seq = done
+        if not (0 <= register <= 47 and -(2**31) <= seq <= INT32_MAX):
+            raise ValueError(f"bad completion register/value: {done}")
+        lines.append(f"  write_output_integer_register({register}, {seq})")
     lines.append("end")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RTDEState:
+    """One RTDE sample of what the driver watches."""
+
+    timestamp: float
+    runtime_state: str
+    robot_mode: str
+    safety_status: str
+    register: int
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object], register_name: str) -> RTDEState:
+        return cls(
+            timestamp=float(values["timestamp"]),
+            runtime_state=rtde.RUNTIME_STATES.get(
+                int(values["runtime_state"]), f"UNKNOWN({values['runtime_state']})"
+            ),
+            robot_mode=rtde.ROBOT_MODES.get(int(values["robot_mode"]), f"UNKNOWN({values['robot_mode']})"),
+            safety_status=rtde.SAFETY_STATUSES.get(
+                int(values["safety_status"]), f"UNKNOWN({values['safety_status']})"
+            ),
+            register=int(values[register_name]),
+        )
 
 
 @dataclass(frozen=True)
@@ -248,10 +301,16 @@ class URArm:
         move_timeout_s: float = 300.0,
         poll_s: float = 0.1,
         retries: int = 2,
+        rtde_port: int | None = None,
+        rtde_register: int = 24,
+        rtde_frequency_hz: float = 10.0,
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         name: str = "ur",
     ):
+        """``rtde_port`` (30004 on a real controller) turns on RTDE completion; ``rtde_register`` is
+        the output int register the moves write (24..47 are left to external clients, 0..23 to
+        fieldbus/PLC); ``rtde_frequency_hz`` the sample rate asked for (≤ 500 Hz)."""
         self.name = name
         self.host = host
         self.dashboard_port = int(dashboard_port)
@@ -270,12 +329,42 @@ class URArm:
         self._sleep = sleep
         self.fault: DeviceError | None = None
         self.moves_done = 0
+        if not (0 <= int(rtde_register) <= 47):
+            raise ConfigError(f"{name}: rtde_register must be 0..47, got {rtde_register}")
+        if not (0 < rtde_frequency_hz <= rtde.MAX_FREQUENCY_HZ):
+            raise ConfigError(f"{name}: rtde_frequency_hz must be in (0, 500], got {rtde_frequency_hz}")
+        self.rtde_port = None if rtde_port is None else int(rtde_port)
+        self.rtde_register = int(rtde_register)
+        self.rtde_frequency_hz = float(rtde_frequency_hz)
+        self._register_name = f"output_int_register_{self.rtde_register}"
+        self._rtde_outputs = (
+            "timestamp",
+            "runtime_state",
+            "robot_mode",
+            "safety_status",
+            self._register_name,
+        )
+        self._rtde: rtde.RTDEClient | None = None
+        self._rtde_dirty = False
+        self.rtde_reconnects = 0
+        self._last_rx = 0.0  # time.monotonic() of the last RTDE sample while watching
         self._dash = TcpLine(host, self.dashboard_port, timeout=timeout_s, eol="\n", name=f"{name}-dashboard")
         try:
             self._read_greeting()
+            if self.rtde_port is not None:
+                self._rtde = rtde.RTDEClient(host, self.rtde_port, timeout_s=timeout_s, name=f"{name}-rtde")
+                self._rtde.open(self._rtde_outputs, self.rtde_frequency_hz)
         except DeviceError:
-            self._dash.close()
+            self.close()
             raise
+        if self._rtde is None:
+            log.warning(
+                "%s: no rtde_port configured: the end of a move is watched by polling the dashboard every "
+                "%g s, which misses programs shorter than that (false 'program not running' timeouts); "
+                "set options.rtde_port (30004 on a real controller)",
+                name,
+                poll_s,
+            )
 
     # -- dashboard plumbing --------------------------------------------------------------------
     def _read_greeting(self) -> None:
@@ -446,20 +535,170 @@ class URArm:
                 )
             self._sleep(self.poll_s)
 
-    def _guarded(self, what: str, start: Callable[[], None]) -> None:
-        """Checks before, start once, watch, checks after; any failure latches :attr:`fault`."""
+    # -- RTDE --------------------------------------------------------------------------------
+    def _rtde_reopen(self) -> rtde.DataPackage:
+        """A fresh RTDE connection, subscribed and started; returns its first sample."""
+        assert self._rtde is not None
+        self.rtde_reconnects += 1
+        self._rtde.reconnect(self._rtde_outputs, self.rtde_frequency_hz)
+        self._rtde_dirty = False
+        return self._rtde.start()
+
+    def _rtde_start(self) -> rtde.DataPackage:
+        """Start the stream (reconnecting on a bad link, a read-only act) and return the first sample."""
+        assert self._rtde is not None
+
+        def once() -> rtde.DataPackage:
+            if self._rtde_dirty or self._rtde.closed:
+                return self._rtde_reopen()
+            return self._rtde.start()
+
+        def renew(exc: DeviceError, again: bool) -> None:
+            log.warning("%s: RTDE start failed (%s)%s", self.name, exc, "; reconnecting" if again else "")
+            self._rtde_dirty = True
+
+        return retry_call(
+            once,
+            retries=self.retries,
+            safe=True,
+            what="RTDE start",
+            device=self.name,
+            on_failure=renew,
+        )
+
+    def _rtde_pause(self) -> None:
+        """Pause the stream so nothing piles up between moves; a link that fails is renewed later."""
+        if self._rtde is None or self._rtde_dirty:
+            return
+        try:
+            self._rtde.pause()
+        except DeviceError as exc:
+            log.warning(
+                "%s: RTDE pause failed (%s); the link is renewed before the next move", self.name, exc
+            )
+            self._rtde_dirty = True
+
+    def rtde_state(self) -> RTDEState:
+        """One fresh RTDE sample (start, read, pause); DeviceError when RTDE is not configured."""
+        if self._rtde is None:
+            raise ConfigError(f"{self.name}: RTDE is not configured (options.rtde_port)")
+        try:
+            return RTDEState.from_values(self._rtde_start().values, self._register_name)
+        finally:
+            self._rtde_pause()
+
+    def _rtde_samples(self, what: str, budget: list[int]) -> list[rtde.DataPackage]:
+        """Samples that arrived; a broken or silent link is renewed (the counter survives it)."""
+        assert self._rtde is not None
+        try:
+            got = self._rtde.samples(0.0)
+            if got or time.monotonic() - self._last_rx <= self.timeout_s:
+                return got
+            raise ConnectionLost(f"no RTDE sample for {self.timeout_s:g} s", device=self.name, code="silent")
+        except (DeviceTimeout, ProtocolError) as exc:
+            while True:
+                if budget[0] <= 0:
+                    raise DeviceTimeout(
+                        f"RTDE link lost during {what} and not recovered: {exc}",
+                        device=self.name,
+                        code="rtde",
+                    ) from exc
+                budget[0] -= 1
+                log.warning("%s: RTDE link failed during %s (%s); reconnecting", self.name, what, exc)
+                try:
+                    return [self._rtde_reopen()]
+                except DeviceError as again:
+                    exc = again  # report the latest failure
+
+    def _watch_rtde(self, what: str, seq: int | None, t0: float) -> None:
+        """Follow the RTDE stream until the move's register reads ``seq`` (or, for a pendant program
+        with ``seq`` None, until it stops after having played).
+
+        Timeouts are judged on the samples' own timestamps (controller time since ``t0``, the first
+        sample's): a stream that went silent says nothing about the program, so it is renewed
+        rather than read as "not running"."""
+        started_at: float | None = None
+        newest = -math.inf
+        budget = [3 * (self.retries + 1)]
+        self._last_rx = time.monotonic()
+        while True:
+            samples = self._rtde_samples(what, budget)
+            if samples:
+                self._last_rx = time.monotonic()
+            for sample in samples:
+                st = RTDEState.from_values(sample.values, self._register_name)
+                if st.timestamp < newest:
+                    continue  # an older sample arriving late
+                newest = st.timestamp
+                if st.safety_status != "NORMAL":
+                    raise DeviceFault(
+                        f"safety status is {st.safety_status} during {what}",
+                        device=self.name,
+                        code=st.safety_status,
+                    )
+                if seq is not None and st.register == seq:
+                    return
+                if st.robot_mode != "RUNNING":
+                    raise DeviceFault(
+                        f"robot mode went to {st.robot_mode} during {what}",
+                        device=self.name,
+                        code=f"robotmode:{st.robot_mode}",
+                    )
+                if st.runtime_state == "PAUSED":
+                    raise DeviceFault(f"{what} is paused (a popup?)", device=self.name, code="paused")
+                if st.runtime_state in RUNTIME_ACTIVE:
+                    started_at = st.timestamp if started_at is None else started_at
+                elif started_at is not None:  # stopped after it played
+                    if seq is None:
+                        return
+                    raise DeviceFault(
+                        f"{what} stopped before its end (register {st.register}, expected {seq})",
+                        device=self.name,
+                        code="aborted",
+                    )
+            now = newest
+            if started_at is None and now - t0 > self.start_timeout_s:
+                raise DeviceTimeout(
+                    f"program not running after {self.start_timeout_s:g} s ({what}; RTDE register "
+                    f"{self.rtde_register} never reached {seq})",
+                    device=self.name,
+                    code="start",
+                )
+            if started_at is not None and now - started_at > self.move_timeout_s:
+                raise DeviceTimeout(
+                    f"{what} still running after {self.move_timeout_s:g} s",
+                    device=self.name,
+                    code="move_timeout",
+                )
+            self._sleep(self.poll_s)
+
+    def _guarded(self, what: str, start: Callable[[int | None], None], *, counted: bool = True) -> None:
+        """Checks before, start once, watch, checks after; any failure after the start latches
+        :attr:`fault`. With RTDE, ``start`` gets the move's sequence number (None when ``counted``
+        is False or RTDE is off)."""
         self._latched()
         self.check_ready()
         self.close_popup()
+        seq: int | None = None
+        t0 = 0.0
+        if self._rtde is not None:
+            first = RTDEState.from_values(self._rtde_start().values, self._register_name)  # nothing moved yet
+            seq = first.register + 1 if first.register < INT32_MAX else 1
+            t0 = first.timestamp
         try:
-            start()
-            self._watch(what)
+            start(seq if counted else None)
+            if self._rtde is not None:
+                self._watch_rtde(what, seq if counted else None, t0)
+            else:
+                self._watch(what)
             self._check_after(what)
         except DeviceError as exc:
             exc.safe_to_retry = False
             self.fault = exc
             log.error("%s: %s failed: %s", self.name, what, exc)
             raise
+        finally:
+            self._rtde_pause()
 
     # -- motion --------------------------------------------------------------------------------
     def send_script(self, script: str) -> None:
@@ -472,15 +711,20 @@ class URArm:
 
     def move(self, source: str, destination: str) -> None:
         """Carry whatever is at ``source`` to ``destination`` (named positions from the configuration)."""
-        script = move_script(source, destination, self.positions, self.motion)
-        self._guarded(f"move {source} -> {destination}", lambda: self.send_script(script))
+        move_script(source, destination, self.positions, self.motion)  # ConfigError before any byte
+
+        def start(seq: int | None) -> None:
+            done = None if seq is None else (self.rtde_register, seq)
+            self.send_script(move_script(source, destination, self.positions, self.motion, done=done))
+
+        self._guarded(f"move {source} -> {destination}", start)
         self.moves_done += 1
 
     def run_program(self, program: str) -> None:
         """Load and play a pendant program, and wait for it to end, with the same checks as a move."""
         self._latched()
         self.load(program)
-        self._guarded(f"program {program}", self.play)
+        self._guarded(f"program {program}", lambda _seq: self.play(), counted=False)
 
     # -- recovery ------------------------------------------------------------------------------
     def recover(self, *, timeout_s: float = 30.0) -> None:
@@ -527,6 +771,8 @@ class URArm:
         self.fault = None
 
     def close(self) -> None:
+        if self._rtde is not None:
+            self._rtde.close()
         try:
             if not self._dash.closed:
                 self._dash.send_line("quit")
@@ -555,7 +801,8 @@ def _expect(reply: str, wanted: str | tuple[str, ...], what: str) -> str:
 @register_kind("ur")
 def open_ur(spec: DeviceSpec, **context) -> URArm:
     """Registry factory: ``host``, ``tcp_port`` = dashboard port (default 29999); ``options`` may hold
-    ``secondary_port``, ``positions`` ({name: {joints, approach}}), ``motion``, and timeouts."""
+    ``secondary_port``, ``rtde_port`` (30004; strongly advised), ``rtde_register``,
+    ``rtde_frequency_hz``, ``positions`` ({name: {joints, approach}}), ``motion``, and timeouts."""
     if not spec.host:
         raise ConfigError(f"device {spec.name!r} (ur) needs host")
     return construct(

@@ -4,7 +4,9 @@ Why this beats a pure ranking (ARROWS3): the published algorithm turns each resu
 knowledge but then ranks sets by one number (remaining driving force), tests whole temperature
 ladders, and ignores partial yields. Here every cell (precursor set, temperature) gets
 
-* a **mechanistic prior** for its target fraction: the intermediates the pairwise store predicts at T,
+* a **mechanistic prior** for its target fraction: the intermediates predicted at T (observed pairwise
+  reactions first; pairs never tested form their most exergonic interface products, flagged as
+  predicted and counted as uncertain),
   the driving force left for the target-forming step (ΔG′, and its rank among the sets), pairwise
   competition (a precursor pair whose best reaction is not the target), a known route to the target
   (expected to give about what it gave), a dead end (every pair of the predicted phases already seen
@@ -49,6 +51,7 @@ MAX_PRIOR = 0.7
 ROUTE_MARGIN = 0.2  # a known route may do a little better than it did (hotter, longer)
 DEAD_PRIOR = 0.05
 DEAD_SD_FACTOR = 0.5  # dead ends are predictions, not facts: data on the same set must still move them
+LIKELY_DEAD_PRIOR = 0.15  # a dead end reached through thermodynamically predicted (untested) steps
 PRIOR_SD = 0.3
 NOISE_SD = 0.06  # measured weight fractions (XRD) are good to a few percent
 LENGTH_T_C = 200.0
@@ -68,6 +71,7 @@ class CellView:
     phases: frozenset[str]
     prior: float
     prior_sd: float
+    likely_dead: str | None = None  # a dead end predicted through untested (thermodynamic) steps
 
 
 class ActiveLearningPlanner(BasePlanner):
@@ -151,15 +155,27 @@ class ActiveLearningPlanner(BasePlanner):
         dg = self.remaining_driving_force(cell, pred)
         atoms = {p: n for p, n in pred.phases.items()}
         total = sum(atoms.values()) or 1.0
-        route = atoms.get(self.target_key, 0.0) / total if pred.applied else 0.0
+        # a known route: the target comes out of an observed reaction (thermodynamic guesses only
+        # shape the driving force, they are not a route)
+        observed = pred.observed
+        known_route = any(self.target_key in r.products for r in observed)
+        route = atoms.get(self.target_key, 0.0) / total if known_route else 0.0
+        guessed = pred.predicted
         dead = None
+        likely_dead = None
         failed = self.failed_with(cell, pred)
         if failed is not None:
-            dead = f"its predicted intermediates ({', '.join(sorted(pred.phase_set))}) already failed in {failed.experiment_id}"
-        elif route < 1e-6 and len(pred.phase_set) > 1 and not pred.unknown_pairs and pred.applied:
+            why = f"its predicted intermediates ({', '.join(sorted(pred.phase_set))}) already failed in {failed.experiment_id}"
+            if guessed:  # the intermediates rest on thermodynamics: likely, not certain
+                likely_dead = why + " (intermediates partly predicted from thermodynamics)"
+            else:
+                dead = why
+        elif route < 1e-6 and len(pred.phase_set) > 1 and not pred.unknown_pairs and observed and not guessed:
             dead = "every pair of its predicted phases was seen inert at this temperature or above"
-        pairs = max(1, len(pred.unknown_pairs) + len(pred.inert_pairs))
-        unknown_share = len(pred.unknown_pairs) / pairs
+        # uncertainty: untested pairs among the predicted phases, and steps that rest on thermodynamics
+        # alone, each count as unknown; observed steps and inert pairs as known
+        pairs = max(1, len(pred.unknown_pairs) + len(pred.inert_pairs) + len(pred.applied))
+        unknown_share = (len(pred.unknown_pairs) + len(guessed)) / pairs
         t_ref, _ = self.reference_temperature(cell)
         # rises through the reference temperature; well above it, volatility and decomposition of the
         # target make success less likely (a mild penalty: the reference is a typical, not an upper, value)
@@ -183,13 +199,15 @@ class ActiveLearningPlanner(BasePlanner):
         if route > 0:
             # a known route to the target: expect about what it gave before (observed fraction)
             # a known route: about what the prediction says, at most a little better than seen so far
-            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in pred.applied), default=0.0)
+            seen = max((r.max_fraction.get(self.target_key, 0.0) for r in observed), default=0.0)
             prior = max(prior, min(0.95, route, seen + ROUTE_MARGIN))
         if dead:
             prior = min(prior, DEAD_PRIOR)
+        elif likely_dead:
+            prior = min(prior, LIKELY_DEAD_PRIOR)
         sd = PRIOR_SD * ((0.35 + 0.65 * unknown_share) if not dead else DEAD_SD_FACTOR)
         phases = frozenset(pred.phase_set - {self.target_key})
-        v = CellView(pred, dg, route, dead, unknown_share, phases, float(prior), float(sd))
+        v = CellView(pred, dg, route, dead, unknown_share, phases, float(prior), float(sd), likely_dead)
         self._views[cell.key] = (gen, v)
         return v
 
@@ -299,7 +317,7 @@ class ActiveLearningPlanner(BasePlanner):
         parts = []
         if v.pred.applied:
             steps = "; ".join(r.describe() for r in v.pred.applied)
-            parts.append(f"Known pairwise reactions: {steps}.")
+            parts.append(f"Expects {steps}.")
             parts.append(
                 f"Predicted phases at {cell.temperature_c:.0f} °C: {', '.join(sorted(v.pred.phase_set))}."
             )
@@ -318,6 +336,8 @@ class ActiveLearningPlanner(BasePlanner):
             parts.append(f"A known route forms the target ({v.route:.0%} of atoms).")
         if v.dead:
             parts.append(f"Dead end expected: {v.dead}.")
+        elif v.likely_dead:
+            parts.append(f"Likely dead end: {v.likely_dead}.")
         t_ref, src = self.reference_temperature(cell)
         parts.append(f"Reference temperature {t_ref:.0f} °C ({src}).")
         if cell.set_key in self._lit_rank:

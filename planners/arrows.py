@@ -4,7 +4,9 @@
    pairwise interfaces). 2. Test the top set over its temperature ladder (ascending). 3. Retro-analyse
    each result into the pairwise store. 4. Re-rank the untested sets by the driving force left after
    their predicted intermediates form (largest first), skipping sets whose predicted intermediates
-   already appeared in a failed experiment. Repeat.
+   already appeared in a failed experiment. Intermediates come from observed pairwise reactions and,
+   for pairs never tested, from thermodynamics (the most exergonic interface reaction; see
+   ``planners.pairwise.predict``). Repeat.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ class Arrows3Planner(BasePlanner):
         value = dg if dg is not None else float("inf")
         if self.observations and pred.applied:
             inter = ", ".join(sorted(pred.phase_set))
-            why = f"predicted intermediates at {top.temperature_c:.0f} °C: {inter}; remaining ΔG′ = {value * 1000:.0f} meV/atom"
+            steps = "; ".join(r.describe() for r in pred.applied)
+            why = (
+                f"expects {steps}; predicted intermediates at {top.temperature_c:.0f} °C: {inter}; "
+                f"remaining ΔG′ = {value * 1000:.0f} meV/atom"
+            )
         elif dg is not None:
             why = f"reaction energy {value * 1000:.0f} meV/atom at {top.temperature_c:.0f} °C"
         else:

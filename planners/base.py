@@ -18,7 +18,7 @@ from labos.planners.candidates import DEFAULT_BATCH_MG, CandidateSet, enumerate_
 from labos.planners.chemistry import canonical, n_atoms, same_phase
 from labos.planners.energies import ThermoView
 from labos.planners.errors import PlannerError, PlannerExhaustedError, UnknownPhaseError
-from labos.planners.pairwise import Prediction, analyse, predict
+from labos.planners.pairwise import Prediction, ThermoPairGuess, analyse, predict
 from labos.planners.proposal import DEFAULT_DWELL_MIN, Proposal, build_recipe
 
 from labos.domain import DEFAULT_FURNACE_MAX_C, Outcome, Precursor, Target
@@ -129,6 +129,8 @@ class BasePlanner:
         self.default_dwell_min = float(dwell_min) if dwell_min else DEFAULT_DWELL_MIN
         self.fixed_space = space is not None
         self._init_store(store)
+        # ARROWS3: untested pairs are assumed to form their most exergonic interface products
+        self.guess = ThermoPairGuess(self.thermo, self.atmosphere) if self.thermo.available else None
         self.cells = self._build_space(inventory, space, temperatures_c, max_size)
         if not self.cells:
             raise PlannerError(f"the search space for {self.target} is empty")
@@ -239,7 +241,11 @@ class BasePlanner:
         return value
 
     def predict_cell(self, cell: Cell) -> Prediction:
-        """Intermediates expected at the cell's temperature from the pairwise store (cached)."""
+        """Intermediates expected at the cell's temperature (cached until the store changes around them).
+
+        Observed pairwise reactions first; pairs never tested get thermodynamic predictions (flagged
+        as predicted in ``Prediction.applied``); a pair seen inert at ≥ T stays inert.
+        """
         key = (cell.set_key, round(cell.temperature_c, 1))
         pred = self._pred_cache.get(key)
         if pred is None or not self.store.still_valid(pred):
@@ -249,12 +255,23 @@ class BasePlanner:
                 if rxn is not None
                 else dict.fromkeys(cell.set_key, 1.0)
             )
-            pred = predict(self.store, amounts, cell.temperature_c, extrapolate_c=self.extrapolate_c)
+            pred = predict(
+                self.store,
+                amounts,
+                cell.temperature_c,
+                extrapolate_c=self.extrapolate_c,
+                guess=self.guess,
+                target=self.target_key,
+            )
             self._pred_cache[key] = pred
         return pred
 
     def remaining_driving_force(self, cell: Cell, pred: Prediction | None = None) -> float | None:
-        """ΔG′ (eV/atom of target) from the predicted intermediates (+ gases so far) to target + gases."""
+        """ΔG′ (eV/atom of target) from the predicted intermediates (+ gases so far) to target + gases.
+
+        When a predicted step itself forms the target, the driving force is that of the mixture just
+        before that step (the target-forming step), not the near-zero one left after it.
+        """
         rxn = cell.candidate.reaction
         if rxn is None or not self.thermo.available:
             return None
@@ -263,9 +280,10 @@ class BasePlanner:
             return self.reaction_energy(cell)
         tk = cell.temperature_c + 273.15
         g = self.thermo.g_per_fu
-        state = sum(n * g(p, tk) for p, n in pred.phases.items()) + sum(
-            n * g(x, tk) for x, n in pred.gases.items()
-        )
+        phases, gases = pred.before_target or (pred.phases, pred.gases)
+        if not phases.keys() - set(cell.set_key) and not gases:
+            return self.reaction_energy(cell)  # the target forms straight from the precursors
+        state = sum(n * g(p, tk) for p, n in phases.items()) + sum(n * g(x, tk) for x, n in gases.items())
         final = g(self.target_key, tk) + sum(c * g(x, tk) for x, c in rxn.gases.items())
         return (final - state) / n_atoms(self.target_key)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from labos.planners.chemistry import canonical, composition, elements, is_gas, n_atoms
+from labos.planners.chemistry import VOLATILE_ELEMENTS, canonical, composition, elements, is_gas, n_atoms
 
 from labos.errors import LabosError
 
@@ -43,6 +43,15 @@ class InterfaceProduct:
 
     products: dict[str, float]
     energy_per_atom: float
+
+
+# Thermodynamic guesses for untested pairs are computed on a coarse temperature grid (kelvin): the
+# ordering of interface products changes slowly with T, and each new (chemical system, T) costs a
+# phase diagram, so a coarse grid keeps planning fast (see ThermoView.predicted_reaction).
+PREDICTION_BUCKET_K = 100.0
+# Atmospheres in which an interface product that is a pure element (a metal, carbon) would be oxidised
+# at once; such predictions come from the closed two-phase hull and are discarded.
+OXIDISING = frozenset({"air", "O2"})
 
 
 # Noise-free energies shared by every view of the same database (replays build one view per seed).
@@ -73,6 +82,9 @@ class ThermoView:
         self._g: dict[tuple[str, int], float] = {}
         self._has: dict[str, bool] = {}
         self._interfaces: dict[tuple[str, str, int], InterfaceProduct | None] = {}
+        self._predicted: dict[tuple[tuple[str, ...], int], InterfaceProduct | None] = (
+            self._shared_predictions()
+        )
         self._known_pool: set[str] = set()
         self.estimated: set[str] = set()
         self._shared = self._shared_tables()
@@ -86,6 +98,16 @@ class ThermoView:
         except TypeError:  # not weak-referenceable: keep the tables per view
             return fresh
         return per_db.setdefault(self.atmosphere, fresh)
+
+    def _shared_predictions(self) -> dict[tuple[tuple[str, ...], int], InterfaceProduct | None]:
+        """Noise-free thermodynamic pair predictions, shared by every view of one database."""
+        if self.thermo is None:
+            return {}
+        try:
+            per_db = _SHARED.setdefault(self.thermo, {})
+        except TypeError:
+            return {}
+        return per_db.setdefault(("predicted", self.atmosphere), {})
 
     @property
     def available(self) -> bool:
@@ -234,3 +256,78 @@ class ThermoView:
                     result = InterfaceProduct(prods, float(best.energy_per_atom))
         self._interfaces[key] = result
         return result
+
+    # ------------------------------------------------------------------ predictions for untested pairs
+
+    def predicted_reaction(self, phases: tuple[str, ...], temperature_k: float) -> InterfaceProduct | None:
+        """What thermodynamics expects an untested pair (or a single phase) to form at T (ARROWS3).
+
+        A pair forms the products of its most exergonic interface reaction (any mixing ratio strictly
+        between the two phases); a single phase decomposes to its hull products in the atmosphere.
+        None when nothing is exergonic or the database cannot say. Products are solids only (gases
+        and products made of volatile elements alone, e.g. carbon, are left out); the reactants
+        themselves are never products. Cached per (phases, PREDICTION_BUCKET_K bucket), noise-free.
+        """
+        keys = tuple(sorted(canonical(p) for p in phases))
+        if not 1 <= len(keys) <= 2 or self.thermo is None:
+            return None
+        tk = int(round(temperature_k / PREDICTION_BUCKET_K) * PREDICTION_BUCKET_K)
+        cache_key = (keys, tk)
+        if cache_key in self._predicted:
+            return self._predicted[cache_key]
+        result = self._predict_single(keys[0], tk) if len(keys) == 1 else self._predict_pair(*keys, tk)
+        self._predicted[cache_key] = result
+        return result
+
+    @staticmethod
+    def _solid_products(products: dict[str, float], reactants: tuple[str, ...]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, n in products.items():
+            try:
+                key = canonical(name)
+            except LabosError:
+                continue
+            if n <= 1e-9 or is_gas(key) or key in reactants or not (elements(key) - VOLATILE_ELEMENTS):
+                continue
+            out[key] = out.get(key, 0.0) + float(n)
+        total = sum(out.values())
+        return {k: v / total for k, v in out.items()} if total > 0 else {}
+
+    def _predict_pair(self, ka: str, kb: str, tk: int) -> InterfaceProduct | None:
+        fn = getattr(self.thermo, "interface_reactions", None)
+        if fn is None or ka == kb:
+            return None
+        try:
+            reactions: list[Any] = list(fn(ka, kb, float(tk), atmosphere=self.atmosphere))
+        except TypeError:
+            reactions = self._interfaces_plain(fn, ka, kb, tk)
+        except (LabosError, ValueError, KeyError, ArithmeticError):
+            reactions = []
+        best: InterfaceProduct | None = None
+        for r in reactions:
+            x = float(getattr(r, "x", 0.5))
+            energy = float(r.energy_per_atom)
+            if not 1e-6 < x < 1 - 1e-6 or energy >= 0:
+                continue  # an end point is a single phase decomposing, not an interface reaction
+            if self.atmosphere in OXIDISING and any(
+                len(elements(p)) == 1 and not is_gas(p) for p in r.products
+            ):
+                continue  # a metal (or carbon) cannot survive in air: the closed-pair hull misleads here
+            prods = self._solid_products(dict(r.products), (ka, kb))
+            if prods and (best is None or energy < best.energy_per_atom):
+                best = InterfaceProduct(prods, energy)
+        return best
+
+    def _predict_single(self, key: str, tk: int) -> InterfaceProduct | None:
+        fn = getattr(self.thermo, "stability", None)
+        if fn is None or is_gas(key):
+            return None
+        try:
+            info = fn(key, float(tk), self.atmosphere)
+        except (LabosError, ValueError, KeyError, TypeError, ArithmeticError):
+            return None
+        e_hull = float(info.get("e_above_hull", 0.0))
+        prods = self._solid_products(dict(info.get("decomposition") or {}), (key,))
+        if e_hull <= 1e-6 or not prods:
+            return None
+        return InterfaceProduct(prods, -e_hull)

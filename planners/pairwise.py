@@ -12,16 +12,20 @@ be traced; :mod:`planners.store` persists it in the database so later campaigns 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 from labos.planners.balance import balance
 from labos.planners.chemistry import canonical, is_gas, n_atoms, nonvolatile, weight_to_mole_fractions
+from labos.planners.errors import PlannerError
 
 Pair = tuple[str, ...]  # one phase (decomposition) or two phases, canonical formulas, sorted
 PARTIAL_EXTENT = 0.5  # share of a phase a competing (partial) decomposition is assumed to consume
+PREDICTED = "thermodynamics"  # PairRecord.source of a guess for an untested pair (never stored)
+# A guess for an untested pair: (pair, temperature °C) → a PairRecord with source=PREDICTED, or None.
+Guess = Callable[[Pair, float], "PairRecord | None"]
 
 
 def pair_key(*phases: str) -> Pair:
@@ -42,6 +46,12 @@ class PairRecord:
     evidence: list[str] = field(default_factory=list)  # experiment ids
     source: str = "observed"
     max_fraction: dict[str, float] = field(default_factory=dict)  # highest weight fraction seen per product
+    energy_per_atom: float | None = None  # driving force of a thermodynamic prediction, eV/atom
+
+    @property
+    def predicted(self) -> bool:
+        """A thermodynamic guess for an untested pair, not something seen in an experiment."""
+        return self.source == PREDICTED
 
     @property
     def key(self) -> str:
@@ -88,10 +98,16 @@ class PairRecord:
 
     def describe(self) -> str:
         left = " + ".join(self.reactants)
+        if self.predicted:
+            energy = (
+                f", {self.energy_per_atom * 1000:.0f} meV/atom" if self.energy_per_atom is not None else ""
+            )
+            return f"{left} -> {' + '.join(sorted(self.products))} (predicted from thermodynamics{energy})"
         if self.products and self.t_react_min_c is not None:
             right = " + ".join(sorted(self.products))
             note = " (one of several explanations)" if self.ambiguous else ""
-            return f"{left} -> {right} from ≤{self.t_react_min_c:.0f} °C{note}"
+            seen = f" (observed in {', '.join(self.evidence[:3])})" if self.evidence else " (observed)"
+            return f"{left} -> {right} from ≤{self.t_react_min_c:.0f} °C{note}{seen}"
         if self.t_inert_max_c is not None:
             return f"{left} inert up to {self.t_inert_max_c:.0f} °C"
         return f"{left}: unknown"
@@ -161,6 +177,10 @@ class PairwiseStore:
     # ------------------------------------------------------------------ updates
 
     def _put(self, rec: PairRecord) -> None:
+        if rec.predicted:
+            raise PlannerError(
+                f"{rec.key}: a thermodynamic prediction is not evidence and cannot enter the pairwise store"
+            )
         self._records[rec.reactants] = rec
         rnode = ("rxn", rec.key)
         self.graph.add_node(rnode, pair=rec.reactants)
@@ -251,19 +271,34 @@ class PairwiseStore:
 
 @dataclass
 class Prediction:
-    """Phases expected after heating at T, by applying known pairwise reactions in onset order."""
+    """Phases expected after heating at T, by applying pairwise reactions in order.
+
+    Observed reactions (lowest onset first) come before thermodynamic guesses for untested pairs (most
+    exergonic first); ``applied`` holds both, in order, and each record's ``source`` says which.
+    """
 
     phases: dict[str, float]  # phase → mol (per formula unit of target)
     applied: list[PairRecord]
-    unknown_pairs: list[Pair]
+    unknown_pairs: list[Pair]  # pairs of the predicted phases never observed at T (reacting or inert)
     inert_pairs: list[Pair]
     gases: dict[str, float] = field(default_factory=dict)  # released (+) / taken up (−) so far
     seen: frozenset[str] = frozenset()  # every phase that appeared (for cache invalidation)
     stamp: int = 0
+    # the mixture (phases, gases) just before the first step that formed ``target`` (if any step did)
+    before_target: tuple[dict[str, float], dict[str, float]] | None = None
 
     @property
     def phase_set(self) -> frozenset[str]:
         return frozenset(p for p, n in self.phases.items() if n > 1e-6)
+
+    @property
+    def observed(self) -> list[PairRecord]:
+        return [r for r in self.applied if not r.predicted]
+
+    @property
+    def predicted(self) -> list[PairRecord]:
+        """Steps that rest on thermodynamics alone (untested pairs): less certain than observed ones."""
+        return [r for r in self.applied if r.predicted]
 
 
 def _apply(phases: dict[str, float], rec: PairRecord, atmosphere: str, gases: dict[str, float]) -> bool:
@@ -300,17 +335,29 @@ def predict(
     temperature_c: float,
     max_steps: int = 12,
     extrapolate_c: float = 0.0,
+    guess: Guess | None = None,
+    target: str | None = None,
 ) -> Prediction:
-    """Apply the known reactions (lowest onset first) to a mixture of phases at ``temperature_c``."""
+    """Apply pairwise reactions to a mixture of phases at ``temperature_c``.
+
+    Known (observed) reactions go first, lowest onset first. With ``guess`` (see
+    :class:`ThermoPairGuess`), a pair (or single phase) with no evidence at T — neither seen reacting
+    nor seen inert at or above T, and with no observed products at any temperature — is assumed to
+    form what thermodynamics predicts, most exergonic first (ARROWS3). Observed evidence always wins:
+    a pair seen inert at ≥ T is never given a predicted reaction.
+    """
     phases = {canonical(p): float(n) for p, n in amounts.items() if n > 0}
+    target_key = canonical(target) if target else None
     applied: list[PairRecord] = []
     blocked: set[Pair] = set()
     gases: dict[str, float] = {}
     seen = set(phases)
     stamp = store.version
+    before_target: tuple[dict[str, float], dict[str, float]] | None = None
     for _ in range(max_steps):
-        present = sorted(phases)
+        present = sorted(p for p, n in phases.items() if n > 1e-9)
         options: list[tuple[float, Pair, PairRecord]] = []
+        guesses: list[tuple[float, Pair, PairRecord]] = []
         for size in (1, 2):
             for combo in itertools.combinations(present, size):
                 if combo in blocked:
@@ -318,15 +365,26 @@ def predict(
                 rec = store.reaction(combo, temperature_c, extrapolate_c)
                 if rec is not None:
                     options.append((rec.t_react_min_c or 0.0, combo, rec))
-        if not options:
+                elif guess is not None and _untested(store, combo, temperature_c):
+                    g = guess(combo, temperature_c)
+                    if g is not None:
+                        guesses.append((g.energy_per_atom or 0.0, combo, g))
+        if options:
+            # lowest onset first; at the same onset a pair reaction before a single decomposition (a
+            # decomposition seen beside a pair product was partial), then unambiguous ones
+            options.sort(key=lambda o: (o[0], len(o[1]) == 1, o[2].ambiguous, o[1]))
+        elif guesses:
+            guesses.sort(key=lambda o: (o[0], o[1]))  # most exergonic first
+            options = guesses
+        else:
             break
-        # lowest onset first; at the same onset a pair reaction before a single decomposition (a
-        # decomposition seen beside a pair product was partial), then unambiguous ones
-        options.sort(key=lambda o: (o[0], len(o[1]) == 1, o[2].ambiguous, o[1]))
         _, combo, rec = options[0]
+        snapshot = (dict(phases), dict(gases))
         if _apply(phases, rec, store.atmosphere, gases):
             applied.append(rec)
             seen.update(phases)
+            if before_target is None and target_key and target_key in phases:
+                before_target = snapshot
         blocked.add(combo)
     present = sorted(p for p, n in phases.items() if n > 1e-6)
     unknown, inert = [], []
@@ -341,7 +399,51 @@ def predict(
         gases=gases,
         seen=frozenset(seen),
         stamp=stamp,
+        before_target=before_target,
     )
+
+
+def _untested(store: PairwiseStore, combo: Pair, temperature_c: float) -> bool:
+    """No evidence for this pair that a thermodynamic guess could contradict."""
+    rec = store.get(*combo)
+    if rec is None:
+        return True
+    if rec.inert_at(temperature_c):
+        return False  # observed inert at this temperature or above: the evidence wins
+    return not rec.products  # observed products (at another T): onset unknown, products known
+
+
+class ThermoPairGuess:
+    """Thermodynamic predictions for untested pairs, as PairRecords flagged ``source=PREDICTED``.
+
+    Wraps :meth:`ThermoView.predicted_reaction` (kelvin inside, cached per pair and temperature
+    bucket); the records are built once per (pair, bucket) so repeated predictions cost a dict lookup.
+    """
+
+    def __init__(self, thermo: Any, atmosphere: str = "air"):
+        self.thermo = thermo
+        self.atmosphere = atmosphere
+        self._records: dict[tuple[Pair, int], PairRecord | None] = {}
+
+    def __call__(self, pair: Pair, temperature_c: float) -> PairRecord | None:
+        from labos.planners.energies import PREDICTION_BUCKET_K
+
+        tk = temperature_c + 273.15
+        key = (pair, int(round(tk / PREDICTION_BUCKET_K)))
+        if key in self._records:
+            return self._records[key]
+        rec = None
+        found = self.thermo.predicted_reaction(pair, tk)
+        if found is not None:
+            rec = PairRecord(
+                reactants=pair,
+                atmosphere=self.atmosphere,
+                products=dict(found.products),
+                source=PREDICTED,
+                energy_per_atom=found.energy_per_atom,
+            )
+        self._records[key] = rec
+        return rec
 
 
 # ---------------------------------------------------------------------- learning from an outcome

@@ -45,6 +45,7 @@ _ROLE_HINTS = {  # most specific first: a "furnace_door" is a door
     "quantos": "doser",
     "furnace": "furnace",
     "eurotherm": "furnace",
+    "epc": "furnace",
     "arm": "arm",
     "robot": "arm",
     "xrd": "xrd",

@@ -152,9 +152,9 @@ def _positions(cfg: LabConfig) -> dict[str, dict]:
     return out
 
 
-# Slow, long moves (tens of clock seconds): at a large clock speed-up a move must still last long
-# enough for the driver to see its programme running.
-_MOTION = {"joint_speed": 0.05, "approach_speed": 0.05, "grip_wait_s": 2.0}
+# Realistic arm speeds: the driver sees a move end through RTDE (the move's sequence number in an
+# output register), so even a move shorter than a poll at a large clock speed-up is not missed.
+_MOTION = {"joint_speed": 1.05, "approach_speed": 0.25, "grip_wait_s": 1.0}
 
 
 class WireLab:
@@ -280,6 +280,7 @@ class WireLab:
                             "tcp_port": emu.dashboard_port,
                             "options": {
                                 "secondary_port": emu.secondary_port,
+                                "rtde_port": emu.rtde_port,
                                 "positions": positions,
                                 "motion": _MOTION,
                                 "start_timeout_s": 600.0,

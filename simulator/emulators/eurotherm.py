@@ -18,6 +18,9 @@ Faults (PROTOCOLS.md §7): link and framing faults via :meth:`inject`, exception
 :meth:`inject_exception`, :meth:`make_read_only`, :meth:`set_sensor_break`,
 :meth:`stick_output` (PV runs away past SP), :meth:`stick_program` (stuck in HOLD/HOLDBACK),
 :meth:`trip_overtemperature`.
+
+The same model behind Modbus TCP (EPC3016) and EI-Bisynch front ends:
+:mod:`labos.simulator.emulators.eurotherm_frontends`.
 """
 
 from __future__ import annotations

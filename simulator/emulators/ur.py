@@ -3,15 +3,18 @@
 Speaks the real text protocols on 127.0.0.1 and keeps the state a UR controller has: robot mode,
 safety status, remote/local control, the loaded program, program state, popups and the arm's
 joint positions. URScript received on the secondary port is parsed (a subset: ``movej`` with
-joint targets, ``movel`` with poses, digital outputs, ``sleep``, ``textmsg``, ``popup``) and run
+joint targets, ``movel`` with poses, digital outputs, ``write_output_integer_register`` /
+``write_output_float_register``, ``sleep``, ``textmsg``, ``popup``) and run
 against the clock: a move takes the time a trapezoidal velocity profile with the script's ``a``
 and ``v`` needs, so it follows virtual or real time. Programs "taught on the pendant" are given
-as URScript text keyed by their ``.urp`` name.
+as URScript text keyed by their ``.urp`` name. The RTDE interface (port 30004 role) streams this
+state, the output registers included, from :mod:`labos.simulator.emulators.ur_rtde`.
 
 Faults (PROTOCOLS.md §7): :meth:`protective_stop`, :meth:`emergency_stop` (latched until
 :meth:`release_emergency_stop` and a power-on), :meth:`set_remote_control`, :meth:`fail_next_play`,
 a missing program (``File not found``), :meth:`show_popup`, and every link fault of
-:class:`~labos.simulator.emulators.WireFault` on the dashboard replies through :meth:`inject`.
+:class:`~labos.simulator.emulators.WireFault` on the dashboard replies through :meth:`inject` and
+on the RTDE link through ``emulator.rtde.inject`` (e.g. a dropped connection mid-move).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 from labos.simulator.clock import Clock
 from labos.simulator.emulators import Connection, Emulator, LineEmulator
+from labos.simulator.emulators.ur_rtde import N_REGISTERS, RTDEServer
 
 log = logging.getLogger("labos.simulator.emulators.ur")
 
@@ -42,12 +46,13 @@ class ScriptError(ValueError):
 class Step:
     """One statement of a running program, with the time it takes."""
 
-    kind: str  # "movej" | "movel" | "sleep" | "out" | "textmsg" | "popup"
+    kind: str  # "movej" | "movel" | "sleep" | "out" | "register" | "textmsg" | "popup"
     duration: float
     joints: tuple[float, ...] | None = None
     start: tuple[float, ...] | None = None
     pose: tuple[float, ...] | None = None
     output: tuple[str, int, bool] | None = None
+    register: tuple[str, int, float] | None = None  # ("int" | "double", index, value)
     text: str = ""
 
 
@@ -160,6 +165,19 @@ def compile_script(
             if len(args) != 2 or args[1] not in ("True", "False") or not args[0].isdigit():
                 raise ScriptError(f"{fn} needs (n, True|False), got {ln!r}")
             steps.append(Step("out", 0.0, output=(fn, int(args[0]), args[1] == "True")))
+        elif fn in ("write_output_integer_register", "write_output_float_register"):
+            is_int = fn == "write_output_integer_register"
+            if (
+                len(args) != 2
+                or not args[0].isdigit()
+                or not int(args[0]) < N_REGISTERS
+                or not re.fullmatch(r"[-+]?\d+" if is_int else _NUM, args[1])
+            ):
+                raise ScriptError(f"{fn} needs (0..{N_REGISTERS - 1}, a number), got {ln!r}")
+            value = int(args[1]) if is_int else float(args[1])
+            if is_int and not -(2**31) <= value < 2**31:
+                raise ScriptError(f"{fn}: {value} does not fit an int32 register")
+            steps.append(Step("register", 0.0, register=("int" if is_int else "double", int(args[0]), value)))
         elif fn == "sleep":
             if len(args) != 1 or not re.fullmatch(_NUM, args[0]) or float(args[0]) < 0:
                 raise ScriptError(f"sleep needs seconds, got {ln!r}")
@@ -196,6 +214,8 @@ class UREmulatorState:
     joints: tuple[float, ...] = HOME_JOINTS
     pose: tuple[float, ...] | None = None
     outputs: dict[tuple[str, int], bool] = field(default_factory=dict)
+    int_registers: list[int] = field(default_factory=lambda: [0] * N_REGISTERS)
+    double_registers: list[float] = field(default_factory=lambda: [0.0] * N_REGISTERS)
 
 
 class UREmulator(LineEmulator):
@@ -212,6 +232,8 @@ class UREmulator(LineEmulator):
         programs: dict[str, str] | None = None,
         dashboard_port: int = 0,
         secondary_port: int = 0,
+        rtde_port: int = 0,
+        rtde: bool = True,
         name: str = "ur",
     ):
         super().__init__(clock, name=name, tcp_port=dashboard_port)
@@ -226,6 +248,7 @@ class UREmulator(LineEmulator):
         self.programs_completed: list[str] = []
         self.messages: list[str] = []
         self.secondary = _ScriptPort(self, secondary_port)
+        self.rtde: RTDEServer | None = RTDEServer(self, rtde_port) if rtde else None
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -236,16 +259,26 @@ class UREmulator(LineEmulator):
     def secondary_port(self) -> int:
         return self.secondary.address["tcp_port"]
 
+    @property
+    def rtde_port(self) -> int | None:
+        """The RTDE port, or None for a controller without RTDE (``rtde=False``)."""
+        return self.rtde.port if self.rtde is not None else None
+
     def start(self, transport: str | None = None) -> UREmulator:
         super().start(transport)
         try:
             self.secondary.start("tcp")
+            if self.rtde is not None:
+                self.rtde.start("tcp")
         except Exception:
+            self.secondary.stop()
             super().stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self.rtde is not None:
+            self.rtde.stop()
         self.secondary.stop()
         super().stop()
 
@@ -309,6 +342,12 @@ class UREmulator(LineEmulator):
         elif step.kind == "out" and step.output is not None:
             fn, n, value = step.output
             self.state.outputs[(fn, n)] = value
+        elif step.kind == "register" and step.register is not None:
+            kind, n, value = step.register
+            if kind == "int":
+                self.state.int_registers[n] = int(value)
+            else:
+                self.state.double_registers[n] = float(value)
         elif step.kind == "textmsg":
             self.messages.append(step.text)
         elif step.kind == "popup":

@@ -17,8 +17,11 @@ def test_measure_every_protocol_small():
         == {
             "mtsics",
             "modbus_rtu",
+            "modbus_tcp",
+            "ei_bisynch",
             "door_tcp",
             "ur_dashboard",
+            "ur_rtde",
             "aeris",
             "opentrons_http",
         }

@@ -47,8 +47,11 @@ def emu(fast_clock):
         yield e
 
 
-def make_arm(emu, clock, **kw) -> URArm:
+def make_arm(emu, clock, *, rtde: bool = True, **kw) -> URArm:
+    """The driver on ``emu``; ``rtde=False`` is an old configuration without the RTDE port."""
     opts = dict(positions=POSITIONS, clock=clock, poll_s=0.005, timeout_s=0.25, start_timeout_s=10.0)
+    if rtde:
+        opts["rtde_port"] = emu.rtde_port
     opts.update(kw)
     return URArm("127.0.0.1", dashboard_port=emu.dashboard_port, secondary_port=emu.secondary_port, **opts)
 
