@@ -155,7 +155,7 @@ class CampaignRunner:
         )
         self.lab = self.sim.lab
         self.operator = None
-        if cfg.lab.simulated_operator:
+        if cfg.lab.simulated_operator and getattr(self.sim, "physics", None) is not None:  # not on hardware
             from labos.campaign.operator import SimulatedOperator
 
             self.operator = SimulatedOperator(self.sim)

@@ -1,6 +1,7 @@
 """The world a campaign runs in: thermodynamic data, the hidden chemistry, the precursor shelf, and the
 simulated lab (the lab OS over in-process device fakes on a virtual clock) with its diffractometer
-files and analyzer (:mod:`labos.campaign.measure`)."""
+files and analyzer (:mod:`labos.campaign.measure`) — or, when the lab configuration names real
+device kinds, the hardware lab (:mod:`labos.lab.hardware`) and no hidden world at all."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from labos.campaign.config import CampaignConfig, LabSpec
 from labos.domain import Precursor
-from labos.errors import ConfigError, NotImplementedYet
+from labos.errors import ConfigError
 from labos.lab.analysis import xrd_analyzer
 
 STOCK_MG = 1_000_000.0  # 1 kg of every precursor on the simulated shelf
@@ -47,6 +48,16 @@ def build_chemistry(
     from labos.simulator.world import World
 
     thermo = thermo if thermo is not None else default_thermo()
+    if hardware_settings(cfg.lab) is not None:  # a real lab: no hidden world on the campaign side
+        if cfg.chemistry == "demo":
+            from labos.simulator.demo_chemistry import demo_inventory
+
+            inv = inventory if inventory is not None else demo_inventory()
+            return Chemistry(thermo, None, inv, None, demo=True)
+        from labos.simulator.targets import benchmark_inventory
+
+        inv = inventory if inventory is not None else benchmark_inventory(thermo)
+        return Chemistry(thermo, None, inv, None)
     if cfg.chemistry == "demo":
         from labos.simulator.demo_chemistry import demo_inventory
 
@@ -62,18 +73,35 @@ def build_chemistry(
     return Chemistry(thermo, world, inv, dict(world.structures) or None)
 
 
+def hardware_settings(spec: LabSpec):
+    """The ``[hardware]`` settings when ``spec`` names a lab of real devices (any kind but ``sim_*``),
+    else None (the simulated lab)."""
+    if not spec.config_path:
+        return None
+    from labos.lab.hardware import is_hardware, load_lab_file
+
+    cfg, settings = load_lab_file(spec.config_path)
+    return settings if is_hardware(cfg) else None
+
+
 def lab_config(spec: LabSpec, inventory: list[Precursor]):
-    """The lab configuration: the TOML file given, else the simulated layout stocked with the shelf."""
-    from labos.lab.config import load_lab_config, sim_lab_config
+    """The lab configuration: the TOML file given, else the simulated layout stocked with the shelf.
+
+    A file naming real device kinds is a hardware lab (:mod:`labos.lab.hardware`): its devices are
+    checked here (known kinds, addresses) and opened when the lab is built."""
+    from labos.lab.config import sim_lab_config
 
     if spec.config_path:
-        cfg = load_lab_config(spec.config_path)
-        real = sorted({d.kind for d in cfg.devices if not d.kind.startswith("sim")})
-        if real:
-            raise NotImplementedYet(
-                f"campaign on real hardware not implemented: {spec.config_path} names device kinds "
-                f"{', '.join(real)}; campaigns run on simulated devices (kinds sim_*) for now"
-            )
+        from labos.lab.hardware import check_hardware_config, is_hardware, load_lab_file
+
+        cfg, _settings = load_lab_file(spec.config_path)
+        if is_hardware(cfg):
+            check_hardware_config(cfg, where=spec.config_path)
+            if spec.xrd != "pattern":
+                raise ConfigError(
+                    f"{spec.config_path} is a lab of real devices: outcomes come from analysing the "
+                    "diffractometer's files (xrd='pattern'), not from a simulator's truth"
+                )
         cfg.check_workflow()
         if not cfg.inventory:
             stocked = sim_lab_config(inventory={p.formula: STOCK_MG for p in inventory})
@@ -118,7 +146,14 @@ def build_simlab(
     seed: int,
     state_path: Path | None,
 ):
-    """The simulated lab on ``store``, its diffractometer writing files for the chosen XRD mode."""
+    """The simulated lab on ``store``, its diffractometer writing files for the chosen XRD mode; or,
+    for a configuration of real devices, the hardware lab (drivers opened, outcomes from the
+    diffractometer's files only)."""
+    settings = hardware_settings(spec)
+    if settings is not None:
+        from labos.lab.hardware import HardwareLab
+
+        return HardwareLab.build(lab_cfg, store, settings=settings, threshold=threshold)
     from labos.campaign import measure
     from labos.lab.fakes import FakeDiffractometer
     from labos.lab.simlab import SimLab

@@ -165,6 +165,58 @@ def targets(
         console.print(t)
 
 
+@app.command("serve-lab")
+def serve_lab(
+    config: Path | None = typer.Option(
+        None, "--config", help="lab layout to emulate (sim_* devices; default: the simulated layout)"
+    ),
+    write_config: Path = typer.Option(
+        ..., "--write-config", help="write the lab configuration of the served devices here"
+    ),
+    time_scale: float = typer.Option(500.0, "--time-scale", min=1.0, help="emulator clock speed-up"),
+    furnaces: int = typer.Option(1, "--furnaces", min=1, help="furnaces of the default layout"),
+    seed: int = typer.Option(0, "--seed", help="world seed (hidden kinetics)"),
+    scan_s: float = typer.Option(600.0, "--scan-s", min=1.0, help="diffractometer scan time, clock s"),
+    workdir: Path | None = typer.Option(None, "--workdir", help="folder of the diffractometer's files"),
+    summary: Path | None = typer.Option(
+        None, "--summary", help="on exit, write what the hidden world saw (JSON) here"
+    ),
+) -> None:
+    """Serve emulated hardware (every device as its wire-level emulator, the hidden demo chemistry
+    behind them) until stopped, and write a lab configuration pointing at it for `labos campaign run
+    --lab`. Prints one JSON line when ready."""
+    import json
+    import signal
+    import threading
+
+    from labos.lab.emulated import EmulatedLab, serve_config
+
+    cfg = _guard(lambda: serve_config(config, furnaces))
+    lab = _guard(
+        lambda: EmulatedLab(cfg, time_scale=time_scale, seed=seed, workdir=workdir, scan_s=scan_s).start()
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        lab.write_config(write_config)
+        print(
+            json.dumps({"ready": True, "config": str(write_config), "devices": len(lab.entries)}), flush=True
+        )
+        while not stop.wait(0.5):
+            pass
+    finally:
+        lab.stop()
+        if summary is not None:
+            ph = lab.physics
+            summary.write_text(
+                json.dumps(
+                    {"errors": lab.bridge.errors, "objects": ph.state["objects"], "log": ph.state["log"]},
+                    default=str,
+                )
+            )
+
+
 @bench_app.command("sim-world")
 def bench_sim_world(
     seed: int = typer.Option(0, "--seed", help="world seed of the speed run"),

@@ -374,15 +374,19 @@ def lab_config_from_dict(data: Mapping[str, Any], where: str = "lab configuratio
         raise ConfigError(f"{where}: {_problems(exc)}") from None
 
 
-def load_lab_config(path: str | Path) -> LabConfig:
+def read_lab_file(path: str | Path) -> dict[str, Any]:
+    """A lab configuration file's parsed TOML; ConfigError when it is missing or not TOML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"lab configuration {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"lab configuration {path} is not valid TOML: {exc}") from None
-    return lab_config_from_dict(data, where=str(path))
+
+
+def load_lab_config(path: str | Path) -> LabConfig:
+    return lab_config_from_dict(read_lab_file(path), where=str(path))
 
 
 def sim_lab_config(

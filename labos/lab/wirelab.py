@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labos.domain import HeatSegment, HeatStep
-from labos.lab.config import LabConfig, sim_lab_config
+from labos.lab.config import DeviceEntry, LabConfig, sim_lab_config
 from labos.lab.engine import default_xrd_dir
 from labos.lab.fakes import CRUCIBLE_MG, VIAL_MG, FakeStation, Physics, recipe_heat
 from labos.lab.runtime import Lab
@@ -157,6 +158,184 @@ def _positions(cfg: LabConfig) -> dict[str, dict]:
 _MOTION = {"joint_speed": 1.05, "approach_speed": 0.25, "grip_wait_s": 1.0}
 
 
+@dataclass
+class EmulatedDevice:
+    """One device of a layout as emulated: its emulator (None for a station without a protocol,
+    kind ``timed_station``) and the driver kind, address and options that reach it."""
+
+    device: DeviceEntry
+    emulator: Any | None
+    kind: str
+    address: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slots(self) -> list[str]:
+        return [f"{self.device.name}/{i}" for i in range(1, self.device.lab.slots + 1)]
+
+    def spec(self) -> dict[str, Any]:
+        """The driver spec (:class:`labos.drivers.registry.DeviceSpec` fields) as plain data."""
+        out: dict[str, Any] = {"name": self.device.name, "kind": self.kind, **self.address}
+        if self.options:
+            out["options"] = dict(self.options)
+        return out
+
+
+@dataclass
+class Emulators:
+    """The running emulators of a layout with the hidden physics they share (see :func:`start_emulators`)."""
+
+    clock: Any
+    physics: Physics
+    bridge: WireBridge
+    library: Any  # the PhaseLibrary the diffractometer's patterns are synthesised from
+    devices: list[EmulatedDevice] = field(default_factory=list)
+    emulators: list[Any] = field(default_factory=list)  # in the order they were started
+
+    def stop(self) -> None:
+        for emu in reversed(self.emulators):
+            try:
+                emu.stop()
+            except Exception:  # pragma: no cover - stopping must go on
+                log.exception("stopping an emulator")
+        self.emulators.clear()
+
+
+def start_emulators(
+    cfg: LabConfig,
+    clock,
+    *,
+    world=None,
+    seed: int = 0,
+    workdir: Path,
+    scan_s: float = 600.0,
+    bridge_type: type[WireBridge] = WireBridge,
+    positions: dict[str, dict] | None = None,
+) -> Emulators:
+    """Start the emulator of every device of ``cfg`` on ``clock``, with a ``bridge_type`` bridge
+    keeping the physics (``world``'s chemistry; none without a world) in step with them.
+
+    Each device comes back with the driver spec that reaches its emulator, so the same specs serve
+    drivers opened in this process (:class:`WireLab`) and a configuration written for another
+    (:mod:`labos.lab.emulated`). ``positions`` are the arms' taught positions (default: every slot).
+    Mixers and grinders get no emulator (kind ``timed_station``); any other role is a ValueError."""
+    from labos.lab.simlab import world_chemistry
+    from labos.models.xrd.library import PhaseLibrary
+    from labos.simulator.emulators.aeris import AerisEmulator
+    from labos.simulator.emulators.door import DoorEmulator
+    from labos.simulator.emulators.eurotherm import EurothermEmulator
+    from labos.simulator.emulators.mtsics import QuantosEmulator
+    from labos.simulator.emulators.ur import UREmulator
+    from labos.simulator.xrd import synthesize as synth
+
+    physics = Physics(
+        clock,
+        chemistry=world_chemistry(world) if world is not None else None,
+        crucible_groups=[g.prefix for g in cfg.all_groups() if "crucible" in g.holds and not g.device],
+        seed=seed,
+    )
+    bridge = bridge_type(physics)
+    if world is not None and world.structures:
+        structures = world.structures
+    else:
+        from labos.simulator.demo_chemistry import demo_structures
+
+        structures = demo_structures()
+    library = PhaseLibrary.from_structures(structures)
+
+    def synthesize(phases: dict[str, float], n: int):
+        return synth(phases, seed=seed + n, library=library)
+
+    class BridgedUR(UREmulator):
+        def _update(self) -> None:
+            before = len(self.programs_completed)
+            super()._update()
+            if len(self.programs_completed) > before:
+                for msg in reversed(self.messages):
+                    m = _MOVE_MSG.search(msg)
+                    if m:
+                        bridge.moved(m.group(1), m.group(2))
+                        break
+
+    positions = _positions(cfg) if positions is None else positions
+    out = Emulators(clock, physics, bridge, library)
+
+    def started(emu):
+        emu.start()
+        out.emulators.append(emu)
+        return emu
+
+    def add(d: DeviceEntry, emu, kind: str, address: Mapping[str, Any], options: dict[str, Any]) -> None:
+        out.devices.append(EmulatedDevice(d, emu, kind, dict(address), options))
+
+    try:
+        for d in cfg.devices:
+            slots = [f"{d.name}/{i}" for i in range(1, d.lab.slots + 1)]
+            if d.role == "doser":
+                emu = started(
+                    QuantosEmulator(
+                        clock,
+                        name=d.name,
+                        on_dose=bridge.dosed(slots[0]),
+                        head_content_mg=10_000_000.0,
+                        settle_tau_s=0.5,
+                    )
+                )
+                bridge.balances[slots[0]] = emu
+                bridge.powder[slots[0]] = None
+                add(
+                    d,
+                    emu,
+                    "quantos",
+                    emu.address,
+                    {"timeout_s": 2.0, "poll_s": 2.0, "dose_timeout_s": 3600.0},
+                )
+            elif d.role == "arm":
+                emu = started(BridgedUR(clock, name=d.name))
+                options = {
+                    "secondary_port": emu.secondary_port,
+                    "rtde_port": emu.rtde_port,  # the end-of-move signal
+                    "positions": positions,
+                    "motion": _MOTION,
+                    "start_timeout_s": 600.0,
+                    "move_timeout_s": 3600.0,
+                    "poll_s": 0.5,
+                }
+                add(d, emu, "ur", {"host": "127.0.0.1", "tcp_port": emu.dashboard_port}, options)
+            elif d.role == "furnace":
+                emu = started(EurothermEmulator(clock, name=d.name))
+                for s in slots:
+                    bridge.furnaces[s] = (emu, slots, d.name)
+                add(d, emu, "eurotherm2416", emu.address, {"timeout_s": 0.5})
+            elif d.role == "door":
+                emu = started(DoorEmulator(clock, name=d.name))
+                add(d, emu, "furnace_door", emu.address, {"poll_s": 1.0, "move_timeout_s": 120.0})
+            elif d.role == "xrd":
+                ref: list = []
+                results = Path(workdir) / f"{d.name}-results"
+                emu = started(
+                    AerisEmulator(
+                        results,
+                        bridge.pattern_for(d.name, ref, synthesize),
+                        clock,
+                        slots=max(d.lab.slots, 1),
+                        scan_s=scan_s,
+                        name=d.name,
+                    )
+                )
+                ref.append(emu)
+                address = {"host": "127.0.0.1", "tcp_port": emu.port}
+                add(d, emu, "aeris", address, {"result_dir": str(results), "poll_s": 5.0})
+            elif d.role in ("mixer", "grinder"):
+                add(d, None, "timed_station", {}, {})
+            else:
+                raise ValueError(f"device {d.name!r}: no emulator for role {d.role!r}")
+    except BaseException:
+        out.stop()
+        raise
+    return out
+
+
 class WireLab:
     """A simulated lab whose drivers run over real pty/TCP links; ``wire.lab`` is the :class:`Lab`."""
 
@@ -182,174 +361,42 @@ class WireLab:
 
         from labos.drivers.registry import DeviceSpec, open_device
         from labos.lab.analysis import xrd_analyzer
-        from labos.lab.simlab import world_chemistry
         from labos.simulator.emulators import ScaledClock, sleeper_for
-        from labos.simulator.emulators.aeris import AerisEmulator
-        from labos.simulator.emulators.door import DoorEmulator
-        from labos.simulator.emulators.eurotherm import EurothermEmulator
-        from labos.simulator.emulators.mtsics import QuantosEmulator
-        from labos.simulator.emulators.ur import UREmulator
 
         config.setdefault("furnaces", 1)
         cfg = cfg or sim_lab_config(inventory=inventory, **config)
         clock = ScaledClock(factor)
-        sleep = sleeper_for(clock)
         store = db if isinstance(db, Store) else Store(db)
-        physics = Physics(
-            clock,
-            chemistry=world_chemistry(world) if world is not None else None,
-            crucible_groups=[g.prefix for g in cfg.all_groups() if "crucible" in g.holds and not g.device],
-            seed=seed,
-        )
-        bridge = WireBridge(physics)
         work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="labos-wire-"))
-        emulators: list = []
+        emu = start_emulators(cfg, clock, world=world, seed=seed, workdir=work)
+        physics, bridge = emu.physics, emu.bridge
         drivers: list = []
         devices: dict[str, Any] = {}
-        ctx = {"clock": clock, "sleep": sleep}
-
-        def started(emu):
-            emu.start()
-            emulators.append(emu)
-            return emu
-
-        def opened(spec: dict) -> Any:
-            drv = open_device(DeviceSpec.model_validate(spec), **ctx)
-            drivers.append(drv)
-            return drv
-
-        if world is not None and world.structures:
-            structures = world.structures
-        else:
-            from labos.simulator.demo_chemistry import demo_structures
-
-            structures = demo_structures()
-
-        from labos.models.xrd.library import PhaseLibrary
-
-        library_ref: list = [PhaseLibrary.from_structures(structures)]
-
-        def synthesize(phases: dict[str, float], n: int):
-            from labos.simulator.xrd import synthesize as synth
-
-            return synth(phases, seed=seed + n, library=library_ref[0])
-
-        class BridgedUR(UREmulator):
-            def _update(self) -> None:
-                before = len(self.programs_completed)
-                super()._update()
-                if len(self.programs_completed) > before:
-                    for msg in reversed(self.messages):
-                        m = _MOVE_MSG.search(msg)
-                        if m:
-                            bridge.moved(m.group(1), m.group(2))
-                            break
-
+        ctx = {"clock": clock, "sleep": sleeper_for(clock)}
         try:
-            positions = _positions(cfg)
-            for d in cfg.devices:
-                slots = [f"{d.name}/{i}" for i in range(1, d.lab.slots + 1)]
-                if d.role == "doser":
-                    slot = slots[0]
-                    emu = started(
-                        QuantosEmulator(
-                            clock,
-                            name=d.name,
-                            on_dose=bridge.dosed(slot),
-                            head_content_mg=10_000_000.0,
-                            settle_tau_s=0.5,
-                        )
-                    )
-                    bridge.balances[slot] = emu
-                    drv = opened(
-                        {
-                            "name": d.name,
-                            "kind": "quantos",
-                            **emu.address,
-                            "options": {"timeout_s": 2.0, "poll_s": 2.0, "dose_timeout_s": 3600.0},
-                        }
-                    )
-                    devices[d.name] = SelectableDoser(drv, emu, bridge, slot)
-                elif d.role == "arm":
-                    emu = started(BridgedUR(clock, name=d.name))
-                    devices[d.name] = opened(
-                        {
-                            "name": d.name,
-                            "kind": "ur",
-                            "host": "127.0.0.1",
-                            "tcp_port": emu.dashboard_port,
-                            "options": {
-                                "secondary_port": emu.secondary_port,
-                                "rtde_port": emu.rtde_port,
-                                "positions": positions,
-                                "motion": _MOTION,
-                                "start_timeout_s": 600.0,
-                                "move_timeout_s": 3600.0,
-                                "poll_s": 0.5,
-                            },
-                        }
-                    )
-                elif d.role == "furnace":
-                    emu = started(EurothermEmulator(clock, name=d.name))
-                    for s in slots:
-                        bridge.furnaces[s] = (emu, slots, d.name)
-                    devices[d.name] = opened(
-                        {
-                            "name": d.name,
-                            "kind": "eurotherm2416",
-                            **emu.address,
-                            "options": {"timeout_s": 0.5},
-                        }
-                    )
-                elif d.role == "door":
-                    emu = started(DoorEmulator(clock, name=d.name))
-                    devices[d.name] = opened(
-                        {
-                            "name": d.name,
-                            "kind": "furnace_door",
-                            **emu.address,
-                            "options": {"poll_s": 1.0, "move_timeout_s": 120.0},
-                        }
-                    )
-                elif d.role == "xrd":
-                    ref: list = []
-                    results = work / f"{d.name}-results"
-                    emu = started(
-                        AerisEmulator(
-                            results,
-                            bridge.pattern_for(d.name, ref, synthesize),
-                            clock,
-                            slots=max(d.lab.slots, 1),
-                            scan_s=600.0,
-                            name=d.name,
-                        )
-                    )
-                    ref.append(emu)
-                    devices[d.name] = opened(
-                        {
-                            "name": d.name,
-                            "kind": "aeris",
-                            "host": "127.0.0.1",
-                            "tcp_port": emu.port,
-                            "options": {"result_dir": str(results), "poll_s": 5.0},
-                        }
-                    )
-                elif d.role in ("mixer", "grinder"):
-                    devices[d.name] = FakeStation(d.name, physics, slots)
+            for ed in emu.devices:
+                name = ed.device.name
+                if ed.emulator is None:
+                    devices[name] = FakeStation(name, physics, ed.slots)
+                    continue
+                drv = open_device(DeviceSpec.model_validate(ed.spec()), **ctx)
+                drivers.append(drv)
+                if ed.device.role == "doser":
+                    drv = SelectableDoser(drv, ed.emulator, bridge, ed.slots[0])
+                devices[name] = drv
         except Exception:
             for drv in drivers:
                 drv.close()
-            for emu in emulators:
-                emu.stop()
+            emu.stop()
             raise
         if analyzer is None:
-            analyzer = xrd_analyzer(library_ref[0])
+            analyzer = xrd_analyzer(emu.library)
         cfg_xrd = cfg.model_copy(update={"xrd_dir": str(default_xrd_dir(cfg))})
         env = simpy.rt.RealtimeEnvironment(initial_time=clock.now(), factor=1.0 / factor, strict=False)
         lab = Lab(
             cfg_xrd, store, devices, env=env, analyzer=analyzer, threaded=True, poll_s=max(1.0, 0.05 * factor)
         )
-        return cls(lab, physics, bridge, emulators, drivers, clock)
+        return cls(lab, physics, bridge, emu.emulators, drivers, clock)
 
     def run(self, until: float | None = None) -> None:
         self.lab.run(until=until)
@@ -371,4 +418,13 @@ class WireLab:
         self.close()
 
 
-__all__ = ["CRUCIBLE_MG", "VIAL_MG", "WireBridge", "WireLab", "heat_from_program"]
+__all__ = [
+    "CRUCIBLE_MG",
+    "VIAL_MG",
+    "EmulatedDevice",
+    "Emulators",
+    "WireBridge",
+    "WireLab",
+    "heat_from_program",
+    "start_emulators",
+]

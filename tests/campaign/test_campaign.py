@@ -295,7 +295,7 @@ def test_lab_configuration_files(tmp_path):
     from labos.campaign.config import LabSpec
     from labos.campaign.simulation import lab_config
     from labos.domain import Precursor
-    from labos.errors import NotImplementedYet
+    from labos.errors import ConfigError
 
     shelf = [Precursor(formula="SrCO3"), Precursor(formula="TiO2")]
     sim = tmp_path / "sim.toml"
@@ -306,7 +306,8 @@ def test_lab_configuration_files(tmp_path):
     real.write_text(
         _toml_of_sim_layout().replace('kind = "sim_furnace"', 'kind = "eurotherm2416"\nport = "/dev/x"')
     )
-    with pytest.raises(NotImplementedYet, match="real hardware not implemented.*eurotherm2416"):
+    # one real device makes it a hardware lab, where simulated devices have no place
+    with pytest.raises(ConfigError, match="device 'doser_1' is simulated"):
         lab_config(LabSpec(config_path=str(real)), shelf)
 
 
