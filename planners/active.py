@@ -53,6 +53,7 @@ DEAD_PRIOR = 0.05
 DEAD_SD_FACTOR = 0.5  # dead ends are predictions, not facts: data on the same set must still move them
 LIKELY_DEAD_PRIOR = 0.15  # a dead end reached through thermodynamically predicted (untested) steps
 PRIOR_SD = 0.3
+TUNE_BELOW_BEST_C = 150.0  # tuned recipes go at most this far below the best partial result
 NOISE_SD = 0.06  # measured weight fractions (XRD) are good to a few percent
 LENGTH_T_C = 200.0
 W_SET, W_PREC, W_PHASE = 0.35, 0.2, 0.45
@@ -81,7 +82,7 @@ class ActiveLearningPlanner(BasePlanner):
     def __init__(self, *args, tune_recipes: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.tune_recipes = tune_recipes and not self.fixed_space
-        self._views: dict[tuple[Any, ...], tuple[tuple[int, int], CellView]] = {}
+        self._views: dict[tuple[Any, ...], tuple[tuple[int, int, int], CellView]] = {}
         self._lit_rank = self._literature_ranks()
         self._t_ref: dict[tuple[str, ...], tuple[float, str]] = {}
         self._tuners: dict[tuple[str, ...], Any] = {}
@@ -113,6 +114,18 @@ class ActiveLearningPlanner(BasePlanner):
 
     def reference_temperature(self, cell: Cell) -> tuple[float, str]:
         """The temperature the literature model expects for this set (default 800 °C without priors), °C."""
+        t, src = self._base_reference(cell)
+        cal = self.store.calibration
+        offset = cal.offset_c()
+        if abs(offset) < 1.0:
+            return t, src
+        n = cal.n_successes
+        return (
+            t + offset,
+            f"{src} {offset:+.0f} °C learned from {n} success{'es' if n != 1 else ''} in this lab",
+        )
+
+    def _base_reference(self, cell: Cell) -> tuple[float, str]:
         if not self._t_ref:
             self._fill_reference_temperatures()
         if cell.set_key not in self._t_ref:
@@ -147,7 +160,8 @@ class ActiveLearningPlanner(BasePlanner):
 
     def view(self, cell: Cell) -> CellView:
         """The mechanistic prior for a cell, recomputed only when the store changed around it."""
-        gen = (len(self.observations), self.store.version)
+        # the calibration offset moves with other targets' successes: part of the view's generation
+        gen = (len(self.observations), self.store.version, round(self.store.calibration.offset_c()))
         cached = self._views.get(cell.key)
         if cached is not None and cached[0] == gen:
             return cached[1]
@@ -215,6 +229,10 @@ class ActiveLearningPlanner(BasePlanner):
 
     def _learn(self, obs: Observation) -> None:
         self._analyse(obs)
+        base, _ = self._base_reference(obs.cell)
+        self.store.calibration.record(
+            obs.cell.temperature_c, base, obs.target_fraction, obs.target_fraction >= self.threshold
+        )
         if self.tune_recipes and 0.05 <= obs.target_fraction < self.threshold:
             self._tuner_for(obs.cell)
 
@@ -374,7 +392,14 @@ class ActiveLearningPlanner(BasePlanner):
         if key not in self._tuners:
             from labos.planners.tuning import RecipeTuner
 
-            t_lo = max(300.0, min(c.temperature_c for c in self.cells) - 100)
+            # around what already worked: a partial yield at T says the reaction runs there, so the
+            # search starts a little below the best result rather than at the bottom of the ladder
+            same = [o for o in self.observations if o.cell.set_key == key]
+            best_t = max(same, key=lambda o: o.target_fraction).cell.temperature_c if same else None
+            t_lo = min(c.temperature_c for c in self.cells) - 100
+            if best_t is not None:
+                t_lo = max(t_lo, best_t - TUNE_BELOW_BEST_C)
+            t_lo = max(300.0, min(t_lo, self.furnace_max_c - 50.0))
             self._tuners[key] = RecipeTuner(t_lo, self.furnace_max_c, seed=self.seed)
         tuner = self._tuners[key]
         for o in self.observations:

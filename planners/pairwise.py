@@ -18,6 +18,7 @@ from typing import Any
 
 import networkx as nx
 from labos.planners.balance import balance
+from labos.planners.calibration import TemperatureCalibration
 from labos.planners.chemistry import canonical, is_gas, n_atoms, nonvolatile, weight_to_mole_fractions
 from labos.planners.errors import PlannerError
 
@@ -121,6 +122,8 @@ class PairwiseStore:
         self.graph = nx.DiGraph()
         self._records: dict[Pair, PairRecord] = {}
         self.version = 0  # bumps on every change, so planners know when to recompute predictions
+        # firing temperatures that worked, shared like the reactions by every planner of a campaign
+        self.calibration = TemperatureCalibration()
         self._phase_stamp: dict[str, int] = {}
         for rec in records:
             self._put(rec)

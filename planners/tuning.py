@@ -7,6 +7,8 @@ of an intermediate regrind-and-reheat to raise the target fraction.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 DWELL_RANGE_MIN = (60.0, 720.0)
@@ -34,6 +36,7 @@ class RecipeTuner:
             allow_duplicate_points=True,
         )
         self._seen: set[tuple[float, float, bool]] = set()
+        self._registered: set[tuple[float, float, bool]] = set()
         self.n_suggested = 0
         self.budget = budget
 
@@ -48,7 +51,14 @@ class RecipeTuner:
             "dwell_min": min(max(dwell_min, DWELL_RANGE_MIN[0]), DWELL_RANGE_MIN[1]),
             "regrind": 1.0 if regrind else 0.0,
         }
-        self.optimizer.register(params=params, target=float(target_fraction))
+        # results outside the bounds are clamped onto them: the first one on a point stands for it
+        point = (round(params["temperature_c"], 1), round(params["dwell_min"]), bool(regrind))
+        if point in self._registered:
+            return
+        self._registered.add(point)
+        # bayes_opt prints its notices to stdout, which carries the CLI's JSON: keep them out of it
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.optimizer.register(params=params, target=float(target_fraction))
 
     def suggest(self) -> tuple[float, float, bool] | None:
         """Next (temperature °C rounded to 5, dwell min rounded to 10, regrind) or None if not new."""

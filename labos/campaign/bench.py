@@ -6,7 +6,10 @@ thermodynamic database) with its own A-Lab-like target set (``labos.simulator.ta
 campaign (targets, lab, budget, days) in that world, each on its own fresh database, through the
 lab OS and the simulated devices; outcomes go through the XRD measurement model of
 :mod:`labos.campaign.measure` (``truth`` mode: the benchmark's chemistry has no crystal structures
-for most phases). Reported per planner and seed: targets made, success rate, experiments per
+for most phases; ``labos bench measurement`` checks that model against real pattern analysis).
+``chemistry="demo"`` runs the built-in demo chemistry instead (its six targets, structures for every
+phase), where ``xrd="pattern"`` simulates and analyses every sample's pattern — the slow, faithful
+path — so the same campaigns can be run through both measurement paths. Reported per planner and seed: targets made, success rate, experiments per
 successful target, furnace utilisation, virtual days, wall-clock and CPU seconds; and the
 comparison of our planner with the baselines (thermodynamics-only ranking without learning, random
 precursor sets) in the same invocation.
@@ -39,6 +42,31 @@ class BenchSpec:
     priors: bool = False
     workers: int = 1
     first_seed: int = 0
+    chemistry: str = "full"  # "full" (whole thermodynamic database) or "demo" (has structures)
+    xrd: str = "truth"  # "truth" (measurement model) or "pattern" (simulate + analyse every pattern)
+    sigma: float | None = None  # measurement model; None: labos.campaign.measure defaults
+    detection_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        from labos.errors import ConfigError
+
+        if self.chemistry not in ("full", "demo"):
+            raise ConfigError(f"unknown chemistry {self.chemistry!r}; choose full or demo")
+        if self.xrd not in ("truth", "pattern"):
+            raise ConfigError(f"unknown xrd mode {self.xrd!r}; choose truth or pattern (analyse)")
+        if self.xrd == "pattern" and self.chemistry != "demo":
+            raise ConfigError(
+                "xrd analysis needs crystal structures for every phase the world can form; the full "
+                "chemistry has none (use --chemistry demo with --xrd analyse, or --xrd truth)"
+            )
+        if self.chemistry == "demo":
+            from labos.simulator.demo_chemistry import DEMO_TARGETS
+
+            if self.targets > len(DEMO_TARGETS):
+                raise ConfigError(
+                    f"the demo chemistry has {len(DEMO_TARGETS)} targets, {self.targets} asked "
+                    f"(use --targets {len(DEMO_TARGETS)} or fewer)"
+                )
 
 
 def _thermo():
@@ -72,6 +100,7 @@ def bench_targets(n: int, seed: int, thermo, inventory) -> list[str]:
 def run_one(spec: BenchSpec, planner: str, seed: int, workdir: str) -> dict[str, Any]:
     """One campaign: ``planner`` in the world of ``seed``."""
     from labos.campaign.config import CampaignConfig, LabSpec
+    from labos.campaign.measure import DEFAULT_DETECTION_LIMIT, DEFAULT_SIGMA
     from labos.campaign.runner import CampaignRunner
     from labos.campaign.tracks import load_priors
     from labos.simulator.targets import benchmark_inventory
@@ -79,9 +108,16 @@ def run_one(spec: BenchSpec, planner: str, seed: int, workdir: str) -> dict[str,
 
     t0, c0 = time.perf_counter(), time.process_time()
     thermo = _thermo()
-    inventory = benchmark_inventory(thermo)
-    targets = bench_targets(spec.targets, seed, thermo, inventory)
-    world = World(seed, thermo=thermo)
+    if spec.chemistry == "demo":
+        from labos.simulator.demo_chemistry import DEMO_TARGETS, demo_inventory
+
+        inventory = demo_inventory()
+        targets = list(DEMO_TARGETS[: spec.targets])
+        world = World.demo(seed, thermo=thermo)
+    else:
+        inventory = benchmark_inventory(thermo)
+        targets = bench_targets(spec.targets, seed, thermo, inventory)
+        world = World(seed, thermo=thermo)
     priors, note = load_priors(spec.priors)
     cfg = CampaignConfig(
         name=f"bench {planner} seed {seed}",
@@ -90,11 +126,16 @@ def run_one(spec: BenchSpec, planner: str, seed: int, workdir: str) -> dict[str,
         days=spec.days,
         planner=planner,
         seed=seed,
-        chemistry="full",
+        chemistry=spec.chemistry,
         use_priors=spec.priors,
         reuse_knowledge=False,
         lab=LabSpec(
-            furnaces=spec.furnaces, furnace_slots=spec.furnace_slots, xrd="truth", persist_world=False
+            furnaces=spec.furnaces,
+            furnace_slots=spec.furnace_slots,
+            xrd=spec.xrd,
+            measurement_sigma=DEFAULT_SIGMA if spec.sigma is None else spec.sigma,
+            detection_limit=DEFAULT_DETECTION_LIMIT if spec.detection_limit is None else spec.detection_limit,
+            persist_world=False,
         ),
     )
     home = Path(workdir) / f"{planner}-{seed}"
@@ -234,6 +275,18 @@ def run_bench(spec: BenchSpec, progress=None) -> dict[str, Any]:
                     runs.append(f.result())
                     if progress:
                         progress(runs[-1])
+    from labos.campaign.measure import DEFAULT_DETECTION_LIMIT, DEFAULT_SIGMA
+
+    sigma = DEFAULT_SIGMA if spec.sigma is None else spec.sigma
+    dl = DEFAULT_DETECTION_LIMIT if spec.detection_limit is None else spec.detection_limit
+    if spec.chemistry == "demo":
+        chemistry = "demo (World.demo(seed); the demo targets; crystal structures for every phase)"
+    else:
+        chemistry = "full (World(seed) over ThermoDB.default(); benchmark_targets per seed)"
+    if spec.xrd == "pattern":
+        xrd = "pattern: every sample's pattern simulated (.xrdml) and analysed (phase ID + quantification)"
+    else:
+        xrd = f"truth + measurement model (sigma {sigma}, detection limit {dl})"
     result = {
         "benchmark": "campaign",
         "spec": {
@@ -246,8 +299,8 @@ def run_bench(spec: BenchSpec, progress=None) -> dict[str, Any]:
             "planners": list(spec.planners),
             "priors": spec.priors,
             "workers": spec.workers,
-            "chemistry": "full (World(seed) over ThermoDB.default(); benchmark_targets per seed)",
-            "xrd": "truth + measurement model (sigma 0.02, detection limit 0.01)",
+            "chemistry": chemistry,
+            "xrd": xrd,
         },
         "runs": runs,
         **aggregate(runs, spec.planners),

@@ -25,7 +25,10 @@ class LabSpec(BaseModel):
         "'truth': the simulator's phases through a measurement-error model (fast, any chemistry)",
     )
     measurement_sigma: float = Field(
-        default=0.02, ge=0, le=0.2, description="'truth' mode: weight-fraction error of the quantification"
+        default=0.03,  # labos.campaign.measure.DEFAULT_SIGMA (calibrated there)
+        ge=0,
+        le=0.2,
+        description="'truth' mode: weight-fraction error of the quantification",
     )
     detection_limit: float = Field(
         default=0.01, ge=0, le=0.2, description="'truth' mode: smallest phase reported"

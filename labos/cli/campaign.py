@@ -1,5 +1,9 @@
-"""``labos campaign``: run a closed-loop campaign, list, show and report campaigns; and
-``labos bench campaign`` (the A-Lab-scale benchmark: our planner against the baselines)."""
+"""``labos campaign``: run a closed-loop campaign, list, show, submit and report campaigns; and
+``labos bench campaign`` (the A-Lab-scale benchmark: our planner against the baselines) and
+``labos bench measurement`` (its measurement model against real pattern analysis).
+
+One group for everything about campaigns; ``labos campaigns`` is a hidden alias of it
+(:mod:`labos.cli.campaigns`) so older scripts keep working."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import typer
 from labos.cli.bench import bench_app
 from labos.cli.common import console, emit_json, err_console, fail
 
-app = typer.Typer(no_args_is_help=True, help="Closed-loop autonomous campaigns: run, list, show, report.")
+app = typer.Typer(
+    no_args_is_help=True, help="Closed-loop autonomous campaigns: run, list, show, submit, report."
+)
 
 DbOption = Annotated[
     str | None,
@@ -197,61 +203,170 @@ def run(
 
 @app.command("list")
 def list_(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every campaign with its status, targets made and experiments."""
-    from rich.table import Table
+    """Every campaign (run here, or submitted from the console) with targets made and experiments."""
+    from labos.cli.console_common import ago, listing, pct, session, status, table
+    from labos.web import queries
 
+    with session(db) as s:
+        items = queries.list_campaigns(s)
+    listing(
+        as_json,
+        items,
+        lambda: table(
+            "Campaigns",
+            [
+                "id",
+                "name",
+                "status",
+                ("made", {"justify": "right"}),
+                ("exps", {"justify": "right"}),
+                ("running", {"justify": "right"}),
+                ("success", {"justify": "right"}),
+                "updated",
+            ],
+            [
+                (
+                    c.id,
+                    c.name,
+                    status(c.status),
+                    f"{c.n_succeeded}/{c.n_targets}",
+                    c.n_experiments,
+                    c.n_running,
+                    pct(c.success_rate),
+                    ago(c.updated_at),
+                )
+                for c in items
+            ],
+        ),
+    )
+
+
+@app.command()
+def show(campaign_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """One campaign: per target the outcome, best yield, the route that worked or what blocked it
+    (a campaign the runner has not run yet: its targets and latest experiments)."""
     from labos.campaign import persist
     from labos.campaign.report import build_report
     from labos.lab.store import Store
 
     store = _guard(lambda: Store(db))
     with store.factory() as s:
-        ids = [r.id for r in persist.list_campaign_rows(s)]
-    reps = [_guard(lambda i=i: build_report(i, store.url, with_lab=False)) for i in ids]
-    rows = [
-        {
-            "id": r.campaign_id,
-            "name": r.name,
-            "status": r.status,
-            "planner": r.planner,
-            "targets": r.summary.targets,
-            "succeeded": r.summary.succeeded,
-            "experiments": r.summary.experiments,
-            "in_lab": r.summary.in_lab,
-            "virtual_days": r.summary.virtual_days,
-        }
-        for r in reps
-    ]
-    if as_json:
-        emit_json(rows)
+        row = s.get(persist.CampaignRow, campaign_id)
+        ran = row is not None and bool(persist.decisions(s, campaign_id))
+    if row is None:
+        fail(f"no campaign {campaign_id!r} in this database")
+    if not ran:
+        _show_detail(campaign_id, db, as_json)
         return
-    t = Table(title="Campaigns")
-    for col in ("id", "name", "status", "planner", "made", "exps", "in lab", "lab days"):
-        t.add_column(col)
-    for r in rows:
-        t.add_row(
-            r["id"],
-            r["name"],
-            r["status"],
-            r["planner"],
-            f"{r['succeeded']}/{r['targets']}",
-            str(r["experiments"]),
-            str(r["in_lab"]),
-            f"{r['virtual_days']:.2f}",
-        )
-    console.print(t)
-
-
-@app.command()
-def show(campaign_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
-    """One campaign: per target the outcome, best yield, the route that worked or what blocked it."""
-    from labos.campaign.report import build_report
-
-    rep = _guard(lambda: build_report(campaign_id, db))
+    rep = _guard(lambda: build_report(campaign_id, store.url))
     if as_json:
         emit_json(rep.model_dump(mode="json"))
         return
     print_report(rep)
+
+
+def _show_detail(campaign_id: str, db: str | None, as_json: bool) -> None:
+    from labos.cli.console_common import pct, session, status, table
+    from labos.web import queries
+
+    with session(db) as s:
+        c = queries.campaign_detail(s, campaign_id)
+    if as_json:
+        emit_json(c.model_dump(mode="json"))
+        return
+    console.print(
+        f"[bold]{c.name}[/] ({c.id}) {status(c.status)} — {c.n_succeeded}/{c.n_targets} targets made, "
+        f"{c.n_experiments} experiments, {c.n_running} in progress"
+    )
+    table(
+        "Targets",
+        [
+            "target",
+            "status",
+            ("exps", {"justify": "right"}),
+            ("best", {"justify": "right"}),
+            "best experiment",
+        ],
+        [
+            (
+                t.formula,
+                status("succeeded" if t.succeeded else t.status),
+                t.n_experiments,
+                pct(t.best_fraction),
+                t.best_experiment_id,
+            )
+            for t in c.targets
+        ],
+    )
+    table(
+        "Latest experiments",
+        [
+            "id",
+            "target",
+            "status",
+            "precursors",
+            ("T max", {"justify": "right"}),
+            ("yield", {"justify": "right"}),
+        ],
+        [
+            (
+                e.id,
+                e.target_formula,
+                status(e.status),
+                " + ".join(e.precursors),
+                f"{e.max_temperature_c:.0f} °C" if e.max_temperature_c is not None else None,
+                pct(e.target_fraction),
+            )
+            for e in c.experiments[:25]
+        ],
+    )
+
+
+@app.command()
+def submit(
+    name: Annotated[str, typer.Argument(help="a name for the campaign")],
+    target: Annotated[
+        list[str] | None, typer.Option("--target", "-t", help="a target formula (repeatable)")
+    ] = None,
+    targets_file: Annotated[
+        Path | None, typer.Option("--targets", help="file with one formula per line")
+    ] = None,
+    budget: Annotated[int, typer.Option(help="experiments allowed per target")] = 10,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a campaign (status 'submitted') for the campaign runner to pick up (audited)."""
+    from labos.cli.console_common import cli_actor, session
+    from labos.web import audit, control
+    from labos.web.schemas import CampaignSubmit
+
+    formulas = list(target or []) + (_submitted_targets(targets_file) if targets_file else [])
+    if not formulas:
+        fail("give targets with --target FORMULA or --targets FILE")
+    body = CampaignSubmit(name=name, targets=formulas, budget_per_target=budget)
+    actor = cli_actor()
+    with session(db) as s:
+        summary = control.submit_campaign(s, body, submitted_by=actor)
+        audit.record(s, "campaign.submit", username=actor, subject=summary.id, name=name, targets=formulas)
+    if as_json:
+        emit_json(summary.model_dump(mode="json"))
+    else:
+        console.print(
+            f"submitted campaign [bold]{summary.id}[/] with {len(formulas)} targets; "
+            f"run it with `labos campaign run --resume {summary.id}`"
+        )
+
+
+def _submitted_targets(path: Path) -> list[str]:
+    """One formula per line (# comments; anything after a comma is a note)."""
+    if not path.is_file():
+        fail(f"targets file {path} does not exist")
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.append(line.split(",")[0].strip())
+    return out
 
 
 @app.command()
@@ -288,6 +403,22 @@ def bench_campaign(
         bool, typer.Option("--priors/--no-priors", help="literature priors for our planner")
     ] = False,
     first_seed: Annotated[int, typer.Option(help="first seed", min=0)] = 0,
+    chemistry: Annotated[
+        str, typer.Option(help="full (thermodynamic database) or demo (6 targets, crystal structures)")
+    ] = "full",
+    xrd: Annotated[
+        str,
+        typer.Option(
+            help="truth (simulator truth + measurement model, fast) or analyse (simulate and analyse "
+            "every pattern, ~1 s each; needs --chemistry demo)"
+        ),
+    ] = "truth",
+    sigma: Annotated[
+        float | None, typer.Option(help="measurement model: wt-fraction error (default: calibrated)", min=0)
+    ] = None,
+    detection_limit: Annotated[
+        float | None, typer.Option(help="measurement model: smallest phase reported", min=0)
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A-Lab-scale campaigns (58 targets, 8 furnaces, 17 days) in simulated worlds: our planner vs
@@ -300,17 +431,23 @@ def bench_campaign(
     bad = [p for p in names if p not in PLANNERS]
     if bad or not names:
         fail(f"unknown planner(s) {', '.join(bad) or '(none)'}; choose from {', '.join(PLANNERS)}")
-    spec = BenchSpec(
-        targets=targets,
-        furnaces=furnaces,
-        furnace_slots=furnace_slots,
-        days=days,
-        seeds=seeds,
-        budget_per_target=budget_per_target,
-        planners=names,
-        priors=priors,
-        workers=workers,
-        first_seed=first_seed,
+    spec = _guard(
+        lambda: BenchSpec(
+            targets=targets,
+            furnaces=furnaces,
+            furnace_slots=furnace_slots,
+            days=days,
+            seeds=seeds,
+            budget_per_target=budget_per_target,
+            planners=names,
+            priors=priors,
+            workers=workers,
+            first_seed=first_seed,
+            chemistry=chemistry,
+            xrd=_xrd_mode(xrd),
+            sigma=sigma,
+            detection_limit=detection_limit,
+        )
     )
 
     def note(r):
@@ -325,3 +462,52 @@ def bench_campaign(
         emit_json(result)
         return
     console.print_json(data={k: v for k, v in result.items() if k != "runs"})
+
+
+def _xrd_mode(name: str) -> str:
+    """The CLI's --xrd word → LabSpec.xrd ('analyse' is the pattern path)."""
+    modes = {"truth": "truth", "analyse": "pattern", "analyze": "pattern", "pattern": "pattern"}
+    if name not in modes:
+        fail(f"unknown --xrd {name!r}; choose truth or analyse")
+    return modes[name]
+
+
+@bench_app.command("measurement")
+def bench_measurement(
+    experiments: Annotated[int, typer.Option(help="syntheses measured both ways", min=2)] = 60,
+    seeds: Annotated[int, typer.Option(help="hidden demo worlds the experiments come from", min=1)] = 3,
+    sigma: Annotated[
+        float | None, typer.Option(help="model wt-fraction error to check (default: the current one)", min=0)
+    ] = None,
+    detection_limit: Annotated[
+        float | None, typer.Option(help="model detection limit to check (default: the current one)", min=0)
+    ] = None,
+    sample_seed: Annotated[int, typer.Option(help="which grid cells are drawn", min=0)] = 0,
+    with_cases: Annotated[bool, typer.Option("--cases", help="include every case in the JSON")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the campaign benchmark's measurement model against real XRD analysis: the same demo
+    syntheses through (a) simulated pattern → analysis and (b) truth + model; agreement of success
+    decisions, target wt% MAE, phase-set F1; and the model calibrated from (a)'s errors."""
+    from labos.campaign.agreement import run_agreement
+
+    def note(i: int) -> None:
+        if i % 10 == 0 or i == experiments:
+            err_console.print(f"analysed {i}/{experiments} patterns")
+
+    result = _guard(
+        lambda: run_agreement(
+            experiments,
+            tuple(range(seeds)),
+            sigma=sigma,
+            detection_limit=detection_limit,
+            sample_seed=sample_seed,
+            progress=None if as_json else note,
+        )
+    )
+    if not with_cases:
+        result.pop("cases", None)
+    if as_json:
+        emit_json(result)
+        return
+    console.print_json(data=result)

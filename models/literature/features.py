@@ -152,3 +152,31 @@ def anion_class(formula: str) -> str:
     if els - metals == {"O"}:
         return "oxide"
     return "other"
+
+
+_SALT_KEEP = frozenset({"H", "N", "C", "S", "P", "F", "Cl", "Br", "I"})
+
+
+def anhydrous(formula: str, known: frozenset[str] | set[str]) -> str:
+    """``formula`` without its water of crystallisation, when that anhydrous form is in ``known``.
+
+    The text-mined names write hydrates as reduced formulas (``CeH12(NO5)3`` is Ce(NO3)3·6H2O,
+    ``LiH3O2`` is LiOH·H2O); the most H2O removed that still gives a known precursor wins. Used to
+    report matches up to water of crystallisation, a labelled supplementary metric. The anhydrous
+    form must keep H (LiOH·H2O → LiOH) or an anion-forming element (nitrate, acetate, chloride, ...).
+    """
+    a = amounts(formula)
+    h, o = a.get("H", 0.0), a.get("O", 0.0)
+    for k in range(int(min(h / 2, o) + 1e-9), 0, -1):
+        rest = dict(a)
+        rest["H"] = h - 2 * k
+        rest["O"] = o - k
+        rest = {el: v for el, v in rest.items() if v > 1e-6}
+        if not (set(rest) - VOLATILE) or not (set(rest) & _SALT_KEEP):
+            continue  # a hydroxide losing its OH becomes an oxide: another chemical, not a hydrate
+        from pymatgen.core import Composition
+
+        name = Composition(rest).reduced_formula
+        if name in known:
+            return name
+    return formula

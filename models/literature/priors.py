@@ -1,7 +1,7 @@
 """Literature priors for the planner: trained once per dataset version, cached, loaded in a second.
 
-Training (recommender + condition model) takes well under two minutes on two cores; the result is
-pickled under ``get_settings().cache_dir / "literature"`` keyed by the dataset's SHA-256, so a new
+Training (recommender with its re-ranker + condition model) takes about two minutes on two cores;
+the result is pickled under ``get_settings().cache_dir / "literature"`` keyed by the dataset's SHA-256, so a new
 dataset (or a new model version) retrains automatically and an unchanged one never does.
 """
 
@@ -23,7 +23,7 @@ from labos.models.literature.temperature import ConditionModel, ConditionPredict
 from labos.config import get_settings
 from labos.errors import DataMissingError
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: two-stage recommender (candidate pool + learned re-ranker)
 
 
 def _reduced(formula: str) -> str:

@@ -1,11 +1,19 @@
 """Precursor recommendation by target similarity (after He et al., Sci. Adv. 9, eadg8180, 2023).
 
 A small network learns a composition embedding by predicting which precursors the literature used
-for each target (multi-label). To recommend for a new target: find the most similar known targets in
-that embedding, reuse their precursor sets (dropping precursors of elements the new target lacks),
-complete missing elements with the precursor the network finds most likely for this target (else
-the most common one for the element), and vote across neighbours. Trained with torch; inference is
-plain numpy so planning never imports torch.
+for each target (multi-label). To recommend for a new target, two stages:
+
+1. Candidate pool: the most similar known targets in that embedding lend their precursor sets
+   (precursors of elements the new target lacks dropped, missing elements completed with the
+   precursor the network finds most likely for this target); a beam over per-element choices
+   (ranked by the neighbours' per-precursor vote and the network) and single same-element
+   substitutions of the best neighbour sets add the sets no neighbour used verbatim.
+2. Re-ranking (:mod:`.rerank`): a gradient-boosted classifier scores each candidate from its
+   neighbour vote, similarity, per-precursor likelihoods, co-occurrence of its precursors in the
+   literature and its shape. It is trained on the training data only, on targets held out by paper.
+
+Trained with torch and scikit-learn; inference is numpy + scikit-learn, so planning never imports
+torch.
 """
 
 from __future__ import annotations
@@ -17,12 +25,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from labos.models.literature.dataset import SynthesisRecord
-from labos.models.literature.features import fraction_vector, fractions_of, nonvolatile
+from labos.models.literature.features import anion_class, fraction_vector, fractions_of, nonvolatile
+from labos.models.literature.rerank import Candidate, SetReranker, feature_matrix
+
+from labos.errors import FormulaError
 
 MIN_PRECURSOR_COUNT = 3
 N_NEIGHBOURS = 60
 SIM_POWER = 6.0
 SUBSTITUTION_PENALTY = 0.55
+ELEMENT_OPTIONS = 5  # alternatives per element in the beam and for substitutions
+BEAM = 40
+SUBSTITUTE_TOP = 10  # best neighbour sets that get single substitutions
+NETWORK_WEIGHT = 0.3  # weight of the network's P(precursor | target) beside the neighbour vote
+RERANK_HOLDOUT = 0.25  # share of papers held out to train the re-ranker
+RERANK_MAX_TARGETS = 6000  # per fold
+RERANK_FOLDS = 2  # chosen on a 2015-2016 validation split (train <= 2014), not on the test years
 
 
 @dataclass
@@ -32,31 +50,62 @@ class Recommendation:
     similar_targets: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Pool:
+    """A target's candidate sets with what the features need: per-precursor vote share and P(p|t)."""
+
+    sets: dict[tuple[str, ...], Candidate]
+    share: dict[str, float]
+    probs: np.ndarray
+    need: frozenset[str]
+
+
 def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
 class PrecursorRecommender:
-    """Learned-similarity recommender; ``embedding='raw'`` uses element fractions (the baseline)."""
+    """Learned-similarity recommender; ``embedding='raw'`` uses element fractions (the baseline).
+
+    ``rerank=False`` ranks the neighbour-vote pool alone (the first stage; the earlier pipeline).
+    """
+
+    rerank: bool = True
+    reranker: SetReranker | None = None
 
     def __init__(
-        self, embedding: str = "learned", epochs: int = 25, seed: int = 0, hidden: int = 128, dim: int = 64
+        self,
+        embedding: str = "learned",
+        epochs: int = 25,
+        seed: int = 0,
+        hidden: int = 128,
+        dim: int = 64,
+        rerank: bool = True,
     ):
         if embedding not in ("learned", "raw"):
             raise ValueError(f"embedding must be 'learned' or 'raw', not {embedding!r}")
         self.embedding = embedding
         self.epochs, self.seed, self.hidden, self.dim = epochs, seed, hidden, dim
+        self.rerank = rerank
         self.weights: list[np.ndarray] = []
         self.labels: list[str] = []
 
     # ------------------------------------------------------------------ training
 
     def fit(self, records: Iterable[SynthesisRecord]) -> PrecursorRecommender:
+        records = list(records)
+        self._fit_base(records)
+        self.reranker = self._fit_reranker(records) if self.rerank else None
+        return self
+
+    def _fit_base(self, records: list[SynthesisRecord]) -> PrecursorRecommender:
         by_target: dict[str, Counter] = defaultdict(Counter)
         fractions: dict[str, dict[str, float]] = {}
         for r in records:
             by_target[r.target][r.precursors] += 1
             fractions.setdefault(r.target, r.elements)
+        if not by_target:
+            raise ValueError("no synthesis records to fit the precursor recommender on")
         self.targets = sorted(by_target)
         self.sets = [by_target[t] for t in self.targets]
         self.x = np.stack([fraction_vector(fractions[t]) for t in self.targets])
@@ -65,16 +114,74 @@ class PrecursorRecommender:
         self.label_index = {p: i for i, p in enumerate(self.labels)}
         self.label_nonvolatile = [nonvolatile(p) for p in self.labels]
         self.freq = np.array([counts[p] for p in self.labels], dtype=float)
-        # most common precursor per element, the fallback completion
+        # most common precursors per element: the fallback completion and the beam's options
         per_el: dict[str, Counter] = defaultdict(Counter)
         for p, n in counts.items():
             for el in nonvolatile(p):
                 per_el[el][p] += n
-        self.per_element = {el: [p for p, _ in c.most_common(8)] for el, c in per_el.items()}
+        self.per_element = {el: [p for p, _ in c.most_common(30)] for el, c in per_el.items()}
+        # share of each precursor among all uses of its elements, and pair co-occurrence (PMI)
+        self.element_share = {
+            p: float(np.mean([per_el[el][p] / sum(per_el[el].values()) for el in nonvolatile(p)]))
+            for p in self.labels
+            if nonvolatile(p)
+        }
+        self.n_sets = sum(n for c in self.sets for n in c.values())
+        pairs: Counter = Counter()
+        for c in self.sets:
+            for s, n in c.items():
+                vocab = [p for p in s if p in self.label_index]
+                for a, p in enumerate(vocab):
+                    for q in vocab[a + 1 :]:
+                        pairs[(p, q)] += n
+        self.pair_counts = dict(pairs)
         if self.embedding == "learned":
             self._train()
         self.emb = self._embed(self.x)
         return self
+
+    def _fit_reranker(self, records: list[SynthesisRecord]) -> SetReranker:
+        """Train the re-ranker on pools for targets of held-out papers (a first stage without them).
+
+        The papers are split into ``1 / RERANK_HOLDOUT`` folds; for ``RERANK_FOLDS`` of them a first
+        stage is fitted on the other papers and pools are built for the targets only the held-out
+        papers report — the situation of an unseen target in a later paper.
+        """
+        rng = np.random.default_rng(self.seed)
+        dois = sorted({r.doi for r in records})
+        n_folds = max(2, round(1 / RERANK_HOLDOUT))
+        fold_of = dict(zip(dois, rng.integers(0, n_folds, len(dois)).tolist(), strict=True))
+        xs, ys = [], []
+        for fold in range(min(RERANK_FOLDS, n_folds)):
+            kept = [r for r in records if fold_of[r.doi] != fold]
+            seen = {r.target for r in kept}
+            truth: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+            fractions: dict[str, dict[str, float]] = {}
+            for r in records:
+                if fold_of[r.doi] == fold and r.target not in seen:
+                    truth[r.target].add(r.precursors)
+                    fractions.setdefault(r.target, r.elements)
+            if not kept or not truth:
+                continue
+            first = PrecursorRecommender(
+                self.embedding, self.epochs, self.seed + fold, self.hidden, self.dim, rerank=False
+            )
+            first._fit_base(kept)
+            names = sorted(truth)
+            if len(names) > RERANK_MAX_TARGETS:
+                names = sorted(rng.choice(names, RERANK_MAX_TARGETS, replace=False).tolist())
+            for t in names:
+                pool = first._pool(fractions[t], None)
+                if not pool.sets:
+                    continue
+                sets, feats = first._featurize(pool)
+                labels = np.array([s in truth[t] for s in sets], dtype=np.int8)
+                if labels.any():  # a pool without a reported set teaches nothing about ranking
+                    xs.append(feats)
+                    ys.append(labels)
+        if not xs:
+            return SetReranker(self.seed).fit(np.zeros((0, 1)), np.zeros(0))
+        return SetReranker(self.seed).fit(np.concatenate(xs), np.concatenate(ys))
 
     def _train(self) -> None:
         import torch
@@ -146,39 +253,131 @@ class PrecursorRecommender:
         """Top-``k`` precursor sets (reduced formulas) for ``target``; ``inventory`` limits the choice."""
         from pymatgen.core import Composition
 
-        fr = fractions_of(target) if isinstance(target, str) else dict(target)
-        tkey = Composition(fr).reduced_formula
-        need = frozenset(fr) - {"O", "C", "H", "N"}
+        try:
+            fr = fractions_of(target) if isinstance(target, str) else dict(target)
+        except (ValueError, KeyError) as exc:
+            raise FormulaError(f"cannot read the target formula {target!r}: {exc}") from None
+        from pymatgen.core import Element
+
+        if not fr or not all(Element.is_valid_symbol(el) for el in fr):
+            raise FormulaError(f"target {target!r} is not a formula of known elements")
         allowed = None if inventory is None else {Composition(p).reduced_formula for p in inventory}
+        exclude = None
+        if exclude_target:
+            tkey = Composition(fr).reduced_formula
+            exclude = {i for i, t in enumerate(self.targets) if t == tkey}
+        pool = self._pool(fr, allowed, exclude)
+        if not pool.sets:
+            return []
+        if self.reranker is None:
+            ranked = sorted(pool.sets.items(), key=lambda kv: (-kv[1].vote, kv[0]))[:k]
+            return [Recommendation(p, float(c.vote), list(c.similar)) for p, c in ranked]
+        sets, feats = self._featurize(pool)
+        scores = self.reranker.score(feats, sets)
+        order = sorted(range(len(sets)), key=lambda i: (-scores[i], sets[i]))[:k]
+        return [Recommendation(sets[i], float(scores[i]), list(pool.sets[sets[i]].similar)) for i in order]
+
+    # ------------------------------------------------------------------ candidate pool
+
+    def _neighbours(self, fr: dict[str, float], exclude: set[int] | None):
         x = fraction_vector(fr)
         e = self._embed(x[None, :])[0]
         sims = self.emb @ e
-        probs = self.label_probabilities(x)
-        order = np.argsort(-sims)
-        scores: dict[tuple[str, ...], float] = defaultdict(float)
-        sources: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        used = 0
+        order = np.argsort(-sims, kind="stable")
+        out = []
         for j in order:
-            if exclude_target and self.targets[j] == tkey:
+            if exclude and int(j) in exclude:
                 continue
-            if used >= N_NEIGHBOURS:
+            out.append((int(j), float(sims[j])))
+            if len(out) >= N_NEIGHBOURS:
                 break
-            used += 1
-            s = max(float(sims[j]), 0.0) ** SIM_POWER
+        return x, out
+
+    def _pool(self, fr: dict[str, float], allowed: set[str] | None, exclude: set[int] | None = None):
+        """Candidate sets for a target with their first-stage evidence (see the module docstring)."""
+        need = frozenset(fr) - {"O", "C", "H", "N"}
+        x, neighbours = self._neighbours(fr, exclude)
+        probs = self.label_probabilities(x)
+        pool: dict[tuple[str, ...], Candidate] = defaultdict(Candidate)
+        pvote: dict[str, float] = defaultdict(float)
+        wsum = 0.0
+        for j, sim in neighbours:
+            w = max(sim, 0.0) ** SIM_POWER
+            wsum += w
+            for p in {p for s in self.sets[j] for p in s}:
+                pvote[p] += w
             for pset, count in self.sets[j].items():
                 adapted = self._adapt(pset, need, probs, allowed)
                 if adapted is None:
                     continue
                 new, n_sub = adapted
-                scores[new] += s * (1.0 + math.log(count)) * SUBSTITUTION_PENALTY**n_sub
-                if len(sources[new]) < 3:
-                    sources[new].append(self.targets[j])
-        # the network's own per-element choice, as one more voter
-        own = self._complete((), need, probs, allowed)
-        if own is not None:
-            scores[own] += 0.5 * max(scores.values(), default=1.0) * 0.5
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        return [Recommendation(p, float(v), sources.get(p, [])) for p, v in ranked]
+                c = pool[new]
+                c.vote += w * (1.0 + math.log(count)) * SUBSTITUTION_PENALTY**n_sub
+                c.min_substitutions = min(c.min_substitutions, n_sub)
+                c.sources += 1
+                c.max_similarity = max(c.max_similarity, sim)
+                if len(c.similar) < 3 and self.targets[j] not in c.similar:
+                    c.similar.append(self.targets[j])
+        share = {p: v / max(wsum, 1e-12) for p, v in pvote.items()}
+        inv = sorted(allowed) if allowed is not None else []
+
+        def name(i: int) -> str:
+            return self.labels[i] if i >= 0 else inv[-1 - i]
+
+        def pscore(i: int) -> float:
+            return share.get(name(i), 0.0) + (NETWORK_WEIGHT * float(probs[i]) if i >= 0 else 0.0)
+
+        options = {}
+        for el in need:
+            cands = self._candidates(el, need, allowed)
+            options[el] = sorted(cands, key=lambda i: (-pscore(i), name(i)))[:ELEMENT_OPTIONS]
+        if all(options.values()):  # else some element has no precursor: only neighbour sets
+            self._beam(need, options, name, pscore, pool)
+            self._substitutions(options, name, pool)
+        return _Pool(dict(pool), share, probs, need)
+
+    def _beam(self, need, options, name, pscore, pool) -> None:
+        states: list[tuple[float, frozenset[str], tuple[str, ...]]] = [(0.0, frozenset(), ())]
+        for el in sorted(need, key=lambda el: (len(options[el]), el)):
+            grown = []
+            for score, covered, chosen in states:
+                if el in covered:
+                    grown.append((score, covered, chosen))
+                    continue
+                for i in options[el]:
+                    p = name(i)
+                    grown.append((score + math.log(pscore(i) + 1e-4), covered | nonvolatile(p), (*chosen, p)))
+            grown.sort(key=lambda s: (-s[0], s[2]))
+            states = grown[:BEAM]
+        for score, covered, chosen in states:
+            if covered == need:
+                c = pool[tuple(sorted(set(chosen)))]
+                c.beam = max(c.beam, score)
+
+    def _substitutions(self, options, name, pool) -> None:
+        best = sorted(pool.items(), key=lambda kv: (-kv[1].vote, kv[0]))[:SUBSTITUTE_TOP]
+        for s, _ in best:
+            for a, p in enumerate(s):
+                elements = nonvolatile(p)
+                if len(elements) != 1:
+                    continue
+                for i in options.get(next(iter(elements)), []):
+                    q = name(i)
+                    if q != p and nonvolatile(q) == elements:
+                        pool.setdefault(tuple(sorted({*s[:a], q, *s[a + 1 :]})), Candidate())
+
+    def _pmi(self, p: str, q: str) -> float:
+        key = (p, q) if p < q else (q, p)
+        n = self.pair_counts.get(key, 0)
+        cp = self.freq[self.label_index[p]] if p in self.label_index else 0.0
+        cq = self.freq[self.label_index[q]] if q in self.label_index else 0.0
+        return math.log((n + 0.5) * self.n_sets / ((cp + 1.0) * (cq + 1.0)))
+
+    def _featurize(self, pool: _Pool) -> tuple[list[tuple[str, ...]], np.ndarray]:
+        members = {p for s in pool.sets for p in s}
+        prob = {p: float(pool.probs[self.label_index[p]]) for p in members if p in self.label_index}
+        elfreq = {p: self.element_share.get(p, 0.0) for p in members}
+        return feature_matrix(pool.sets, pool.share, prob, elfreq, self._pmi, anion_class, len(pool.need))
 
     def _candidates(self, element: str, need: frozenset[str], allowed: set[str] | None) -> list[int]:
         out = []

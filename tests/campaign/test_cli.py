@@ -57,7 +57,7 @@ def test_campaign_run_list_show_report(tmp_path, thermo):
     r = runner.invoke(app, ["campaign", "list", "--db", db, "--json"])
     assert r.exit_code == 0, r.output
     rows = _json(r)
-    assert [row["id"] for row in rows] == [cid] and rows[0]["experiments"] == 2
+    assert [row["id"] for row in rows] == [cid] and rows[0]["n_experiments"] == 2
 
     r = runner.invoke(app, ["campaign", "show", cid, "--db", db])
     assert r.exit_code == 0, r.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import lzma
 
+import numpy as np
 import pytest
 from labos.models.literature import ConditionModel, ElementMedianBaseline, PrecursorRecommender
 from labos.models.literature.dataset import iter_reactions, load_records, material_amounts, parse_reaction
@@ -128,8 +129,9 @@ def test_priors_are_cached_by_checksum(tmp_path, monkeypatch):
     )
 
 
-def _fast_init(self, embedding="learned", epochs=2, seed=0, hidden=32, dim=16):
+def _fast_init(self, embedding="learned", epochs=2, seed=0, hidden=32, dim=16, rerank=True):
     self.embedding, self.epochs, self.seed, self.hidden, self.dim = embedding, 2, seed, 32, 16
+    self.rerank = rerank
     self.weights, self.labels = [], []
 
 
@@ -142,3 +144,34 @@ def test_without_the_dataset_priors_are_absent(tmp_path, monkeypatch):
     reset_settings()
     priors, why = load_priors()
     assert priors is None and "labos data fetch" in why
+
+
+def test_two_stage_recommender_pool_and_reranker(subset):
+    """The pool adds per-element alternatives; the trained re-ranker orders it; sets cover the target."""
+    from labos.models.literature.features import nonvolatile
+    from labos.models.literature.rerank import FEATURES
+
+    model = PrecursorRecommender("learned", epochs=3).fit(subset)
+    assert model.reranker is not None and model.reranker.model is not None
+    pool = model._pool({"Ba": 0.2, "Ti": 0.2, "O": 0.6}, None)
+    assert any(c.sources == 0 for c in pool.sets.values())  # alternatives no neighbour used verbatim
+    sets, feats = model._featurize(pool)
+    assert feats.shape == (len(sets), len(FEATURES)) and np.isfinite(feats).all()
+    for target in ("BaTiO3", "LiCoO2", "Sr2MgSi2O7"):
+        recs = model.recommend(target, k=5)
+        need = frozenset(
+            {"BaTiO3": {"Ba", "Ti"}, "LiCoO2": {"Li", "Co"}, "Sr2MgSi2O7": {"Sr", "Mg", "Si"}}[target]
+        )
+        assert recs and len({r.precursors for r in recs}) == len(recs)
+        assert all(frozenset().union(*(nonvolatile(p) for p in r.precursors)) == need for r in recs)
+        assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    vote_only = PrecursorRecommender("learned", epochs=3, rerank=False).fit(subset)
+    assert vote_only.reranker is None and vote_only.recommend("BaTiO3", k=3)
+
+
+def test_recommender_bad_target(subset):
+    from labos.errors import FormulaError
+
+    model = PrecursorRecommender("raw", rerank=False).fit(subset[:100])
+    with pytest.raises(FormulaError):
+        model.recommend("Xq2O3")

@@ -29,14 +29,17 @@ def _outcome(exp_id: str, phases: dict[str, float]) -> Outcome:
     )
 
 
-def _run(planner, n: int) -> list[tuple[tuple[str, ...], float]]:
+def _run(planner, n: int) -> list[tuple[tuple[str, ...], float, float, int]]:
     out = []
     for i in range(n):
         p = planner.ask()
         li = next(x for x in p.precursors if "Li" in x)
         mn = next(x for x in p.precursors if "Li" not in x)
         planner.tell(p, _outcome(f"e{i}", synthetic_products(li, mn, p.temperature_c)))
-        out.append((tuple(sorted(p.precursors)), p.temperature_c))
+        heats = [s for s in p.recipe.steps if isinstance(s, HeatStep)]
+        dwell = max(seg.dwell_min for h in heats for seg in h.segments)
+        # a cell is the set, temperature, dwell and whether it is reground and reheated
+        out.append((tuple(sorted(p.precursors)), p.temperature_c, dwell, len(heats)))
     return out
 
 
