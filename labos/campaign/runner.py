@@ -42,7 +42,7 @@ from labos.campaign.tracks import (
     load_priors,
     make_planner,
 )
-from labos.domain import Experiment, Outcome, Target, new_id, parse_formula
+from labos.domain import Experiment, Outcome, Target, parse_formula
 from labos.errors import LabosError
 from labos.lab.events import emit
 
@@ -554,7 +554,8 @@ class CampaignRunner:
                 track.planner.pending.pop(prop.id, None)
                 continue
             self._run_mins.append(prop.recipe.heats[0].duration_min())
-            exp_id = new_id("exp")
+            # ordered within the campaign: the scheduler breaks ties by id, so runs are reproducible
+            exp_id = f"exp-{self.campaign_id.removeprefix('cmp-')}-{self.seq:05d}"
             rows.append(
                 CampaignDecisionRow(
                     experiment_id=exp_id,

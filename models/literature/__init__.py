@@ -1,7 +1,8 @@
 """Literature priors from the text-mined solid-state synthesis dataset (Kononova et al., 2019).
 
 * :class:`PrecursorRecommender` — precursor sets by target similarity (learned composition embedding,
-  He et al. 2023 style), ``priors.recommend(target, k, inventory)``.
+  He et al. 2023 style), ``priors.recommend(target, k, inventory)``; dopants follow a colon
+  (``"SrAl2O4:Eu,Dy"``) and need their own precursor.
 * :class:`ConditionModel` — firing temperature and dwell time (Huo et al. 2022 features),
   ``priors.predict_conditions(target, precursors)``.
 * :func:`load_priors` — trained priors from the cache (trains once per dataset version) or None with

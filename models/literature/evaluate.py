@@ -8,9 +8,10 @@ Train on reactions published up to ``split_year``, test on later ones:
   with the first stage alone (``learned_embedding_vote_only``: neighbour votes, no re-ranker), the
   first stage on raw element fractions and "most common precursor per element".
   ``feasible_ceiling`` is the share of test targets with at least one reported set made only of
-  precursors seen in training (at least 3 times) that supply exactly the target's elements (dopants
-  missing from the text-mined target formula, unseen or misspelt precursors make the rest impossible
-  to hit); ``learned_embedding_on_feasible_targets`` is the same top-k on that subset only (a
+  precursors seen in training (at least 3 times) that supply exactly the target's elements, dopants
+  included (elements the text-mined target lacks, unseen or misspelt precursors make the rest
+  impossible to hit). Targets are keyed with their dopants (``Ca2SnO4:Eu`` is not ``Ca2SnO4``; see
+  :mod:`.dataset`), so a doped target is unseen unless that host with those dopants was in training; ``learned_embedding_on_feasible_targets`` is the same top-k on that subset only (a
   restricted test set, labelled as such). ``learned_embedding_up_to_hydrate_water`` counts a proposal
   as a match when it equals a reported set up to water of crystallisation (``Ce(NO3)3·6H2O`` ≡
   ``Ce(NO3)3``; :func:`.features.anhydrous`): supplementary, also labelled.
@@ -31,8 +32,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from labos.models.literature.dataset import SynthesisRecord, dataset_path, load_records, reduced_formula
-from labos.models.literature.features import amounts, anhydrous, fractions_of, nonvolatile
+from labos.models.literature.dataset import (
+    SynthesisRecord,
+    dataset_path,
+    load_records,
+    reduced_formula,
+    target_fractions,
+)
+from labos.models.literature.features import amounts, anhydrous, nonvolatile
 from labos.models.literature.recommender import PrecursorRecommender
 from labos.models.literature.temperature import ConditionModel
 
@@ -88,7 +95,7 @@ def _most_common(model: PrecursorRecommender, truth: dict[str, set[tuple[str, ..
     hits = 0
     probs = model.freq / model.freq.max()
     for target, sets in truth.items():
-        need = frozenset(fractions_of(target)) - {"O", "C", "H", "N"}
+        need = frozenset(target_fractions(target)) - {"O", "C", "H", "N"}
         if model._complete((), need, probs, None) in sets:
             hits += 1
     return {"top1": round(hits / max(len(truth), 1), 4)}
@@ -130,7 +137,7 @@ def _curated(split_year: int, rec: PrecursorRecommender, cond: ConditionModel) -
             t_k = row.get("sss_highest_temperature(K)")
             if t_k and sets:
                 precursors = sorted(next(iter(sets)))
-                pred = cond.predict(fractions_of(target), precursors)
+                pred = cond.predict(target_fractions(target), precursors)
                 true_c = float(t_k) - 273.15
                 err_model.append(abs(pred.temperature_c - true_c))
                 err_base.append(abs(pred.baseline_temperature_c - true_c))
@@ -174,7 +181,7 @@ def evaluate(split_year: int = 2016) -> dict[str, Any]:
     vocab = set(learned.labels)
 
     def feasible(target: str, s: tuple[str, ...]) -> bool:
-        need = frozenset(fractions_of(target)) - {"O", "C", "H", "N"}
+        need = frozenset(target_fractions(target)) - {"O", "C", "H", "N"}
         return (
             all(p in vocab and nonvolatile(p) and nonvolatile(p) <= need for p in s)
             and bool(s)

@@ -15,15 +15,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labos.models.literature.dataset import SynthesisRecord, checksum, dataset_path, load_records
-from labos.models.literature.features import fractions_of
+from labos.models.literature.dataset import (
+    SynthesisRecord,
+    checksum,
+    dataset_path,
+    load_records,
+    target_fractions,
+)
 from labos.models.literature.recommender import PrecursorRecommender, Recommendation
 from labos.models.literature.temperature import ConditionModel, ConditionPrediction
 
 from labos.config import get_settings
 from labos.errors import DataMissingError
 
-MODEL_VERSION = 2  # 2: two-stage recommender (candidate pool + learned re-ranker)
+MODEL_VERSION = 3  # 2: two-stage recommender (pool + re-ranker); 3: targets carry their dopants
 
 
 def _reduced(formula: str) -> str:
@@ -56,7 +61,10 @@ class LiteraturePriors:
     def recommend(
         self, target: str, k: int = 5, inventory: Iterable[str] | None = None
     ) -> list[Recommendation]:
-        """Top-k precursor sets for ``target`` (reduced formulas), limited to ``inventory`` if given."""
+        """Top-k precursor sets for ``target`` (reduced formulas), limited to ``inventory`` if given.
+
+        Dopants follow a colon: ``"SrAl2O4:Eu,Dy"`` (see :meth:`PrecursorRecommender.recommend`).
+        """
         inv = None if inventory is None else [_reduced(p) for p in inventory]
         return self.recommender.recommend(target, k=k, inventory=inv)
 
@@ -68,7 +76,7 @@ class LiteraturePriors:
         self, target: str, precursor_sets: Sequence[Sequence[str]]
     ) -> list[ConditionPrediction]:
         """The same for many sets of one target at once (one call into the model)."""
-        fr = fractions_of(target)
+        fr = target_fractions(target)
         return self.conditions.predict_many([(fr, [_reduced(p) for p in s]) for s in precursor_sets])
 
 

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from labos.models.literature.dataset import SynthesisRecord
-from labos.models.literature.features import anion_class, fraction_vector, fractions_of, nonvolatile
+from labos.models.literature.dataset import SynthesisRecord, split_target, target_fractions, target_key
+from labos.models.literature.features import amounts, anion_class, fraction_vector, nonvolatile
 from labos.models.literature.rerank import Candidate, SetReranker, feature_matrix
 
 from labos.errors import FormulaError
@@ -250,21 +250,28 @@ class PrecursorRecommender:
         inventory: Iterable[str] | None = None,
         exclude_target: bool = False,
     ) -> list[Recommendation]:
-        """Top-``k`` precursor sets (reduced formulas) for ``target``; ``inventory`` limits the choice."""
-        from pymatgen.core import Composition
+        """Top-``k`` precursor sets (reduced formulas) for ``target``; ``inventory`` limits the choice.
 
-        try:
-            fr = fractions_of(target) if isinstance(target, str) else dict(target)
-        except (ValueError, KeyError) as exc:
-            raise FormulaError(f"cannot read the target formula {target!r}: {exc}") from None
-        from pymatgen.core import Element
+        ``target`` is a formula, a formula with dopants after a colon (``"SrAl2O4:Eu,Dy"``; charges
+        and amounts such as ``Eu2+`` or ``Eu0.01`` are allowed and ignored: each dopant counts as
+        ``dataset.DOPANT_SHARE`` of the atoms and needs a precursor) or element fractions.
+        """
+        from pymatgen.core import Composition, Element
 
+        if isinstance(target, str):
+            fr = target_fractions(target)
+        else:
+            fr = dict(target)
         if not fr or not all(Element.is_valid_symbol(el) for el in fr):
             raise FormulaError(f"target {target!r} is not a formula of known elements")
         allowed = None if inventory is None else {Composition(p).reduced_formula for p in inventory}
         exclude = None
         if exclude_target:
-            tkey = Composition(fr).reduced_formula
+            if isinstance(target, str):
+                host, dopants = split_target(target)
+                tkey = target_key(Composition(host).reduced_formula, dopants - set(amounts(host)))
+            else:
+                tkey = Composition(fr).reduced_formula
             exclude = {i for i, t in enumerate(self.targets) if t == tkey}
         pool = self._pool(fr, allowed, exclude)
         if not pool.sets:

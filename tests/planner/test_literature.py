@@ -76,6 +76,34 @@ def test_amount_expressions_and_dopants():
     assert "Eu" in rec.elements and rec.elements["Eu"] < 0.01  # the dopant is an ingredient
     assert rec.precursors == ("La2O3", "MnO2", "SrCO3")  # O2 is not a powder
     assert rec.temperature_c == 1200 and rec.dwell_h == 12
+    assert rec.dopants == {"Eu"} and rec.target == "Sr0.2La0.8Mn1O3:Eu"  # doped: a target of its own
+
+
+def test_dopant_parsing_and_variable_targets():
+    from labos.models.literature.dataset import dopant_elements, split_target, target_fractions
+
+    from labos.errors import FormulaError
+
+    notes = ["Eu3+x", "xCe3+", "0.02Dy2+", "Tb0.01", "Smx", "0.1%Gd3+", "MnO2", "Bx", "x", "3+"]
+    assert dopant_elements(notes) == {"Eu", "Ce", "Dy", "Tb", "Sm", "Gd", "Mn", "B"}
+    assert split_target("SrAl2O4:Eu2+, Dy3+") == ("SrAl2O4", frozenset({"Eu", "Dy"}))
+    fr = target_fractions("SrAl2O4:Eu,Dy")
+    assert fr["Eu"] == pytest.approx(0.01 * 7 / 7.14) and sum(fr.values()) == pytest.approx(1.0)
+    assert target_fractions("SrAl2O4") == pytest.approx({"Sr": 1 / 7, "Al": 2 / 7, "O": 4 / 7})
+    for bad in ("SrAl2O4:Xq", "SrAl2O4:", "SrAl2O4:Eu,,"):
+        with pytest.raises(FormulaError, match="dopant"):
+            split_target(bad)
+    # a variable reported first at x = 0 is read where every element is present
+    ca_w = {
+        "composition": [{"elements": {"Ca": "1", "W": "1-x", "Mo": "x", "O": "4"}, "amount": "1"}],
+        "amounts_vars": {"x": {"values": [0, 0.1, 1.0]}},
+    }
+    assert material_amounts(ca_w) == pytest.approx({"Ca": 1, "W": 0.9, "Mo": 0.1, "O": 4})
+    # an element placeholder is read as the element(s) the precursors supply
+    m = {"composition": [{"elements": {"Ba": "0.9", "M": "0.1", "Ti": "1", "O": "3"}, "amount": "1"}]}
+    m["elements_vars"] = {"M": ["K", "La", "Zn"]}
+    assert "Zn" in material_amounts(m, frozenset({"Ba", "Zn", "Ti", "O"}))
+    assert "K" in material_amounts(m)
 
 
 def test_subset_reads_quickly(subset):
@@ -165,6 +193,9 @@ def test_two_stage_recommender_pool_and_reranker(subset):
         assert recs and len({r.precursors for r in recs}) == len(recs)
         assert all(frozenset().union(*(nonvolatile(p) for p in r.precursors)) == need for r in recs)
         assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    doped = model.recommend("Sr2MgSi2O7:Eu2+", k=5)  # the dopant needs its own precursor
+    assert doped and all(any("Eu" in nonvolatile(p) for p in r.precursors) for r in doped)
+    assert not any("Eu" in nonvolatile(p) for r in model.recommend("Sr2MgSi2O7", k=5) for p in r.precursors)
     vote_only = PrecursorRecommender("learned", epochs=3, rerank=False).fit(subset)
     assert vote_only.reranker is None and vote_only.recommend("BaTiO3", k=3)
 
@@ -175,3 +206,5 @@ def test_recommender_bad_target(subset):
     model = PrecursorRecommender("raw", rerank=False).fit(subset[:100])
     with pytest.raises(FormulaError):
         model.recommend("Xq2O3")
+    with pytest.raises(FormulaError, match="dopant"):
+        model.recommend("SrAl2O4:Qz")
