@@ -19,7 +19,7 @@
       { label: "Running", value: (c) => fmt.num(c.n_running), num: true },
       { label: "Exp./success", value: (c) => fmt.num(c.experiments_per_success, 1), num: true },
       { label: "Updated", value: (c) => fmt.ago(c.updated_at) },
-    ], cs, { empty: "No campaigns yet. Start one with `labos campaign run` or `labos campaigns submit`." }));
+    ], cs, { empty: "No campaigns yet. Start one with `labos campaign run` or `labos campaign submit`." }));
     const total = cs.reduce((a, c) => ({ t: a.t + c.n_targets, s: a.s + c.n_succeeded, e: a.e + c.n_experiments, r: a.r + c.n_running }), { t: 0, s: 0, e: 0, r: 0 });
     return total;
   }
