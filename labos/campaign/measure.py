@@ -17,6 +17,7 @@ that turns that file into an :class:`~labos.domain.Outcome` (the lab calls it in
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,6 +43,17 @@ def _seed_of(*parts: Any) -> int:
     return zlib.crc32("|".join(str(p) for p in parts).encode())
 
 
+_CAMPAIGN_PART = re.compile(r"^(exp|smp)-[0-9a-f]{12}-(\d+)$")
+
+
+def _run_key(object_id: str) -> str:
+    """The id without its campaign part (``exp-<campaign>-00012`` → ``exp--00012``): campaign ids are
+    random, so measurements keyed on the rest repeat on a rerun of the same seed, and replicates
+    (other sequence numbers) still differ."""
+    m = _CAMPAIGN_PART.match(object_id)
+    return f"{m.group(1)}--{m.group(2)}" if m else object_id
+
+
 def phase_library(structures: Mapping[str, Any]):
     """A PhaseLibrary built once from name → pymatgen Structure (analysis reuses its phases)."""
     from labos.models.xrd.library import PhaseLibrary
@@ -62,7 +74,7 @@ def pattern_writer(library, seed: int = 0, realistic: bool = True) -> Writer:
 
         total = sum(v for v in phases.values() if v > 0) or 1.0
         mix: dict[str, Any] = {name: v / total for name, v in phases.items() if v / total >= 1e-4}
-        s = _seed_of(seed, sample_id)
+        s = _seed_of(seed, _run_key(sample_id))
         instrument = None
         if realistic:
             mix, instrument = sample_effects(mix, np.random.default_rng(s))
@@ -123,13 +135,7 @@ def noisy_outcome(
     detection_limit: float,
     seed: int = 0,
 ) -> Outcome:
-    # a campaign's experiment ids are exp-<campaign>-<seq>: key the noise on the sequence number, so a
-    # rerun of a benchmark seed measures the same way (campaign ids are random) and replicates differ
-    key = exp.id
-    campaign = getattr(exp, "campaign_id", None)  # the agreement bench passes a bare stand-in
-    if campaign:
-        key = key.replace(campaign.removeprefix("cmp-"), "", 1)
-    rng = np.random.default_rng(_seed_of(seed, key))
+    rng = np.random.default_rng(_seed_of(seed, _run_key(exp.id)))
     names = sorted(phases)
     true = np.array([max(float(phases[n]), 0.0) for n in names])
     measured = np.clip(true + rng.normal(0.0, sigma, len(true)) * (true > 0), 0.0, None)

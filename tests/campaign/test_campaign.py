@@ -358,3 +358,29 @@ def test_the_simulated_operator_answers_from_the_deck_not_the_database():
     assert ask("heat_start", furnace="furnace_1")[0] == "running_or_ran"
     assert ask("heat_start", furnace="furnace_2")[0] == "not_started"
     assert ask("something_else") == (None, {}), "what the deck cannot settle is left to a person"
+
+
+def _decisions(tmp: Path, thermo) -> list[tuple]:
+    from labos.simulator.world import World
+
+    cfg = _cfg(["SrTiO3", "MgAl2O4", "Li2TiO3"], budget_per_target=3, days=4, lab={"xrd": "truth"})
+    rep = _runner(cfg, tmp, thermo=thermo, world=World.demo(0, thermo=thermo)).run()
+    return [
+        (
+            t.formula,
+            e.seq,
+            tuple(e.precursors),
+            e.temperature_c,
+            e.dwell_min,
+            round(e.target_fraction or 0.0, 6),
+        )
+        for t in rep.targets
+        for e in t.experiments
+    ]
+
+
+def test_a_campaign_rerun_with_the_same_seed_repeats_every_decision_and_measurement(tmp_path, thermo):
+    # campaign ids are random; nothing the planner, scheduler or measurement sees may depend on them
+    a = _decisions(tmp_path / "a", thermo)
+    b = _decisions(tmp_path / "b", thermo)
+    assert a and a == b
