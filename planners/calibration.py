@@ -28,18 +28,18 @@ class TemperatureCalibration:
     """Offsets of working temperatures from their references, shared by a campaign's planners."""
 
     firings: list[Firing] = field(default_factory=list)
+    n_successes: int = 0
+    _sum_offset_c: float = 0.0  # running sum over successes: planners read the offset for every cell
 
     def record(self, temperature_c: float, reference_c: float, target_fraction: float, success: bool) -> None:
         self.firings.append(Firing(float(temperature_c), float(reference_c), float(target_fraction), success))
-
-    @property
-    def n_successes(self) -> int:
-        return sum(1 for f in self.firings if f.success)
+        if success:
+            self.n_successes += 1
+            self._sum_offset_c += float(temperature_c) - float(reference_c)
 
     def offset_c(self) -> float:
         """Shrunk mean of (working − reference) over successes, °C; 0 before any success."""
-        diffs = [f.temperature_c - f.reference_c for f in self.firings if f.success]
-        if not diffs:
+        if not self.n_successes:
             return 0.0
-        mean = sum(diffs) / (len(diffs) + SHRINK_N)
+        mean = self._sum_offset_c / (self.n_successes + SHRINK_N)
         return max(-MAX_OFFSET_C, min(MAX_OFFSET_C, mean))

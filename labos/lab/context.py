@@ -153,16 +153,12 @@ class StepContext:
                 self._commit_done(name, attempt, st.effect, st.data, result, recovered=True)
                 return result
             if verdict.outcome == "ask":
-                self._ask(
-                    ConfirmStep(
-                        owner=self.owner,
-                        task_id=self.task_id,
-                        step=name,
-                        attempt=attempt,
-                        effect=st.effect,
-                        data=st.data,
-                        reason=verdict.reason or "the lab OS stopped while the step was running",
-                    )
+                self._confirm(
+                    name,
+                    attempt,
+                    st.effect,
+                    st.data,
+                    verdict.reason or "the lab OS stopped while the step was running",
                 )
             self._write(name, attempt, "abandoned", data={"reason": "verified not done"})
         faults = self.cfg.faults
@@ -185,17 +181,7 @@ class StepContext:
                         self._commit_done(name, attempt, effect, payload, res, recovered=True)
                         return res
                     if verdict.outcome == "ask":
-                        self._ask(
-                            ConfirmStep(
-                                owner=self.owner,
-                                task_id=self.task_id,
-                                step=name,
-                                attempt=attempt,
-                                effect=effect,
-                                data=payload,
-                                reason=f"{dev} timed out: {exc}",
-                            )
-                        )
+                        self._confirm(name, attempt, effect, payload, f"{dev} timed out: {exc}")
                 self._write(name, attempt, "failed", data={"error": str(exc), "type": type(exc).__name__})
                 if (exc.safe_to_retry or isinstance(exc, DeviceTimeout)) and tries <= faults.max_retries:
                     self._event("task.retry", step=name, attempt=attempt, error=str(exc), device=dev)
@@ -308,6 +294,20 @@ class StepContext:
         self.transact(lambda s: emit(s, kind, self.owner, lab_t=now, **data))
 
     # ---- asking the operator
+
+    def _confirm(self, name: str, attempt: int, effect: Any, data: Any, reason: str) -> None:
+        """Ask the operator whether a step whose result cannot be verified took place (raises)."""
+        self._ask(
+            ConfirmStep(
+                owner=self.owner,
+                task_id=self.task_id,
+                step=name,
+                attempt=attempt,
+                effect=effect,
+                data=data,
+                reason=reason,
+            )
+        )
 
     def _ask(self, spec: Intervention) -> None:
         now = self.now

@@ -36,6 +36,20 @@ from labos.lab.tasks import task_type
 from labos.lab.transitions import start_experiment
 from labos.lab.workflow import compatible_furnaces
 
+#: what the dispatcher reads of a ready task (both the PostgreSQL queue query and the SQLite one)
+_CANDIDATE_COLS = (
+    TaskRow.id,
+    TaskRow.kind,
+    TaskRow.priority,
+    TaskRow.ready_s,
+    TaskRow.not_before_s,
+    TaskRow.run_id,
+    TaskRow.batch_key,
+    TaskRow.params,
+    TaskRow.experiment_id,
+    TaskRow.lead_min,
+)
+
 
 @dataclass
 class Decisions:
@@ -288,18 +302,7 @@ class Dispatcher:
         if self._cand_stmt is None and self.store.is_pg:
             # the queue pattern: each worker locks a different top slice of the ready tasks
             self._cand_stmt = (
-                select(
-                    TaskRow.id,
-                    TaskRow.kind,
-                    TaskRow.priority,
-                    TaskRow.ready_s,
-                    TaskRow.not_before_s,
-                    TaskRow.run_id,
-                    TaskRow.batch_key,
-                    TaskRow.params,
-                    TaskRow.experiment_id,
-                    TaskRow.lead_min,
-                )
+                select(*_CANDIDATE_COLS)
                 .where(TaskRow.status == "ready", TaskRow.kind != "heat")
                 .order_by(TaskRow.priority.desc(), TaskRow.ready_s, TaskRow.id)
                 .limit(self.per_kind * 4)
@@ -313,20 +316,12 @@ class Dispatcher:
                 )
                 .label("rn")
             )
-            cols = (
-                TaskRow.id,
-                TaskRow.kind,
-                TaskRow.priority,
-                TaskRow.ready_s,
-                TaskRow.not_before_s,
-                TaskRow.run_id,
-                TaskRow.batch_key,
-                TaskRow.params,
-                TaskRow.experiment_id,
-                TaskRow.lead_min,
+            inner = (
+                select(*_CANDIDATE_COLS, rn)
+                .where(TaskRow.status == "ready", TaskRow.kind != "heat")
+                .subquery()
             )
-            inner = select(*cols, rn).where(TaskRow.status == "ready", TaskRow.kind != "heat").subquery()
-            self._cand_stmt = select(*(inner.c[c.key] for c in cols)).where(
+            self._cand_stmt = select(*(inner.c[c.key] for c in _CANDIDATE_COLS)).where(
                 or_(inner.c.rn <= self.per_kind, inner.c.kind == "load")
             )
         out = [Candidate(*r) for r in s.execute(self._cand_stmt)]
