@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from labos.models.literature.dataset import (
     SynthesisRecord,
+    compound_formula,
     dataset_path,
     load_records,
     reduced_formula,
@@ -126,7 +127,7 @@ def _curated(split_year: int, rec: PrecursorRecommender, cond: ConditionModel) -
             for group in (row.get("sss_precursor") or "").split(";"):
                 names = [p.strip() for p in group.split(",") if p.strip()]
                 try:
-                    sets.add(tuple(sorted({reduced_formula(amounts(p)) for p in names})))
+                    sets.add(tuple(sorted({compound_formula(amounts(p)) for p in names})))
                 except Exception:  # a precursor name that is not a formula
                     continue
             sets.discard(())

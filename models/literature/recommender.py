@@ -41,6 +41,10 @@ NETWORK_WEIGHT = 0.3  # weight of the network's P(precursor | target) beside the
 RERANK_HOLDOUT = 0.25  # share of papers held out to train the re-ranker
 RERANK_MAX_TARGETS = 6000  # per fold
 RERANK_FOLDS = 2  # chosen on a 2015-2016 validation split (train <= 2014), not on the test years
+# Weight of the co-occurrence (PMI) with the precursors kept from a neighbour's set when completing it.
+# Validation (train <= 2014, 2015-2016): top-5 0.7872 at 0, 0.7904 at 0.3, 0.7896 at 0.5, 0.7892 at 1.0;
+# top-3 0.7488 -> 0.7544 and pool coverage 0.849 -> 0.853 at 0.5.
+COMPLETION_PMI = 0.5
 
 
 @dataclass
@@ -411,12 +415,25 @@ class PrecursorRecommender:
             cands = self._candidates(el, need, allowed)
             if not cands:
                 return None
-            best = max(cands, key=lambda i: (probs[i] if i >= 0 else 0.0, -i))
+            kept = [q for q in chosen if q in self.label_index]
+            best = max(cands, key=lambda i: self._completion_score(i, probs, kept))
             p = self.labels[best] if best >= 0 else sorted(allowed)[-1 - best]  # type: ignore[index]
             chosen.append(p)
             covered |= nonvolatile(p)
             added += 1
         return tuple(sorted(set(chosen)))
+
+    def _completion_score(self, i: int, probs: np.ndarray, kept: list[str]) -> tuple[float, int]:
+        """How well precursor ``i`` completes a set: P(i | target) and its co-occurrence with ``kept``.
+
+        Conditioning on the precursors already chosen keeps a set's route (nitrates with nitrates,
+        acetates with acetates), as He et al.'s masked precursor completion does.
+        """
+        if i < 0:  # an inventory precursor the literature rarely used: last resort
+            return (math.log(1e-4), -i)
+        p = self.labels[i]
+        pmi = sum(self._pmi(p, q) for q in kept) / len(kept) if kept else 0.0
+        return (math.log(max(float(probs[i]), 1e-4)) + COMPLETION_PMI * pmi, -i)
 
     def _adapt(self, pset, need, probs, allowed):
         keep = tuple(

@@ -106,6 +106,21 @@ def test_dopant_parsing_and_variable_targets():
     assert "K" in material_amounts(m)
 
 
+def test_hydrate_after_a_full_stop_is_water_of_crystallisation():
+    from labos.models.literature.dataset import reduced_formula
+
+    # as the dataset has it: "FeC2O4.2H2O" split into FeC2O4.2 + H2O
+    oxalate = {
+        "composition": [{"formula": "FeC2O4.2H2O", "elements": {"Fe": "1", "C": "2", "O": "5.2", "H": "2"}}]
+    }
+    assert reduced_formula(material_amounts(oxalate)) == reduced_formula({"Fe": 1, "C": 2, "O": 6, "H": 4})
+    nitrate = {"composition": [{"formula": "Mg(NO3)2.6H2O", "elements": {"Mg": "1", "N": "2.6", "O": "8.8"}}]}
+    assert material_amounts(nitrate) == pytest.approx({"Mg": 1, "N": 2, "O": 12, "H": 12})
+    # a decimal subscript without water is left as written
+    peroxide = {"composition": [{"formula": "Na2O1.14", "elements": {"Na": "2", "O": "1.14"}}]}
+    assert material_amounts(peroxide) == pytest.approx({"Na": 2, "O": 1.14})
+
+
 def test_subset_reads_quickly(subset):
     assert len(subset) > 400
     assert all(r.precursors and r.elements for r in subset)
