@@ -18,7 +18,7 @@ from labos.simulator.emulators import WireFault, sleeper_for
 from labos.simulator.emulators.ur import UREmulator
 
 from labos.errors import ConfigError
-from tests.drivers_net.test_ur import POSITIONS, make_arm, wait_until
+from tests.drivers_net.test_ur import POSITIONS, SETTLED_TIMEOUT_S, make_arm, wait_until
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_moves_write_a_fresh_sequence_number(arm_rtde, emu):
 
 @pytest.fixture
 def arm_rtde(emu, fast_clock):
-    a = make_arm(emu, fast_clock)
+    a = make_arm(emu, fast_clock, timeout_s=SETTLED_TIMEOUT_S)
     yield a
     a.close()
 

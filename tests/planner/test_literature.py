@@ -223,3 +223,40 @@ def test_recommender_bad_target(subset):
         model.recommend("Xq2O3")
     with pytest.raises(FormulaError, match="dopant"):
         model.recommend("SrAl2O4:Qz")
+
+
+def test_completion_keeps_the_route_of_the_kept_precursors(monkeypatch):
+    """A nitrate set is completed with a nitrate, although the oxide is the more common Mg precursor."""
+    import labos.models.literature.recommender as rec_mod
+    from labos.models.literature.dataset import SynthesisRecord
+
+    def rec(i: int, target: str, elements: dict[str, float], precursors: tuple[str, ...]) -> SynthesisRecord:
+        return SynthesisRecord(
+            f"10.0/x{i}", 2010, target, elements, tuple(sorted(precursors)), None, None, None
+        )
+
+    records = []
+    for i in range(8):
+        records.append(rec(i, f"SrMg{i}", {"Sr": 0.3, "Mg": 0.2, "O": 0.5}, ("SrCO3", "MgO")))
+    for i in range(8, 12):
+        records.append(rec(i, f"SrMgN{i}", {"Sr": 0.2, "Mg": 0.3, "O": 0.5}, ("Sr(NO3)2", "Mg(NO3)2")))
+    for i in range(12, 16):
+        records.append(rec(i, f"SrY{i}", {"Sr": 0.2, "Y": 0.3, "O": 0.5}, ("Sr(NO3)2", "Y(NO3)3")))
+    for i in range(16, 22):
+        records.append(rec(i, f"SrYO{i}", {"Sr": 0.3, "Y": 0.2, "O": 0.5}, ("SrCO3", "Y2O3")))
+    model = PrecursorRecommender("raw", rerank=False).fit(records)
+    probs = model.label_probabilities(np.zeros(1))
+    need = frozenset({"Sr", "Y", "Mg"})
+    kept = ("Sr(NO3)2", "Y(NO3)3")
+    assert "Mg(NO3)2" in model._complete(kept, need, probs, None)
+    monkeypatch.setattr(rec_mod, "COMPLETION_PMI", 0.0)  # target likelihood alone: the common oxide
+    assert "MgO" in model._complete(kept, need, probs, None)
+
+
+def test_fractional_compound_formulas_name_the_compound():
+    from labos.models.literature.dataset import compound_formula
+
+    assert compound_formula({"Co": 1, "O": 4 / 3}) == "Co3O4"  # "CoO4/3"
+    assert compound_formula({"Fe": 11.4, "O": 17.1}) == "Fe2O3"  # "5.7Fe2O3"
+    assert compound_formula({"Li": 2, "C": 1, "O": 3}) == "Li2CO3"
+    assert compound_formula({"Mn": 1, "O": 1.839}) == "Mn1O1.839"  # no small integer formula: as written
