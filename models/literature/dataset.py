@@ -5,7 +5,8 @@ Each reaction becomes a :class:`SynthesisRecord`: target composition (variables 
 present — ``Ca(W1-xMox)O4`` reported for x = 0, 0.1, ... is the Mo-containing compound — and element
 placeholders such as ``M`` by those of their elements the reaction's precursors supply, else the
 first), its dopants (``Ca2SnO4:Eu3+``: the ``additives`` as elements, a separate field and part of the
-target key ``Ca2SnO4:Eu``), the precursor set (reduced formulas, gases and solvents dropped), the firing
+target key ``Ca2SnO4:Eu``), the precursor set (reduced formulas of the compounds, ``CoO4/3`` as Co3O4 and
+``FeC2O4.2H2O`` as the dihydrate; gases and solvents dropped), the firing
 temperature (the highest heating temperature reported) and the dwell time at it, the atmosphere and
 the publication year (from the DOI, see :mod:`.years`).
 """

@@ -5,7 +5,8 @@ for each target (multi-label). To recommend for a new target, two stages:
 
 1. Candidate pool: the most similar known targets in that embedding lend their precursor sets
    (precursors of elements the new target lacks dropped, missing elements completed with the
-   precursor the network finds most likely for this target); a beam over per-element choices
+   precursor the network finds most likely for this target that also goes with the precursors kept,
+   by their co-occurrence in the literature, so a nitrate set stays nitrate); a beam over per-element choices
    (ranked by the neighbours' per-precursor vote and the network) and single same-element
    substitutions of the best neighbour sets add the sets no neighbour used verbatim.
 2. Re-ranking (:mod:`.rerank`): a gradient-boosted classifier scores each candidate from its
