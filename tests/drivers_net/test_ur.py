@@ -179,7 +179,7 @@ def test_failed_play_latches_until_recover(arm, emu):
     assert emu.programs_completed == ["pick_place"]
 
 
-def _during_move(arm, emu, inject):
+def during_move(arm, emu, inject, join_s: float = 5.0):
     """Start a move in a thread, inject a fault once the program runs; return the error."""
     import threading
 
@@ -195,14 +195,14 @@ def _during_move(arm, emu, inject):
     t.start()
     wait_until(lambda: emu.snapshot().run is not None)
     inject()
-    t.join(5)
+    t.join(join_s)
     assert not t.is_alive()
     return box.get("err")
 
 
 def test_protective_stop_mid_move_is_a_fault_and_is_not_resent(emu, fast_clock):
     arm = make_arm(emu, fast_clock, motion={"joint_speed": 0.1, "approach_speed": 0.1})
-    err = _during_move(arm, emu, emu.protective_stop)
+    err = during_move(arm, emu, emu.protective_stop)
     assert isinstance(err, DeviceFault) and err.code == "PROTECTIVE_STOP"
     assert len(emu.scripts_received) == 1 and emu.programs_completed == []
     stopped_at = emu.snapshot().joints
@@ -236,7 +236,7 @@ def test_protective_stop_cannot_be_unlocked_within_5_s():
 
 def test_emergency_stop_latches_until_released_and_powered_on(emu, fast_clock):
     arm = make_arm(emu, fast_clock, motion={"joint_speed": 0.1, "approach_speed": 0.1})
-    err = _during_move(arm, emu, emu.emergency_stop)
+    err = during_move(arm, emu, emu.emergency_stop)
     assert isinstance(err, DeviceFault) and err.code == "SYSTEM_EMERGENCY_STOP"
     with pytest.raises(DeviceFault, match="emergency stop button"):
         arm.recover()
@@ -261,7 +261,7 @@ def test_popup_before_a_move_is_closed(arm, emu):
 
 def test_popup_during_a_move_pauses_it_and_the_driver_stops_there(emu, fast_clock):
     arm = make_arm(emu, fast_clock, motion={"joint_speed": 0.1, "approach_speed": 0.1})
-    err = _during_move(arm, emu, emu.show_popup)
+    err = during_move(arm, emu, emu.show_popup)
     assert isinstance(err, DeviceFault) and err.code == "paused"
     assert arm.program_state()[0] == "PAUSED"
     assert emu.commands.count("play") == 0 and len(emu.scripts_received) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-import threading
 
 import pytest
 from hypothesis import given, settings
@@ -18,7 +17,7 @@ from labos.simulator.emulators import WireFault, sleeper_for
 from labos.simulator.emulators.ur import UREmulator
 
 from labos.errors import ConfigError
-from tests.drivers_net.test_ur import POSITIONS, SETTLED_TIMEOUT_S, make_arm, wait_until
+from tests.drivers_net.test_ur import POSITIONS, SETTLED_TIMEOUT_S, during_move, make_arm, wait_until
 
 
 @pytest.fixture
@@ -113,21 +112,7 @@ def test_rtde_state_snapshot(arm_rtde):
 
 # -- faults during a move ---------------------------------------------------------------------
 def _during_move(arm, emu, inject):
-    box: dict = {}
-
-    def go():
-        try:
-            arm.move("rack", "furnace")
-        except DeviceError as exc:
-            box["err"] = exc
-
-    t = threading.Thread(target=go)
-    t.start()
-    wait_until(lambda: emu.snapshot().run is not None)
-    inject()
-    t.join(10)
-    assert not t.is_alive()
-    return box.get("err")
+    return during_move(arm, emu, inject, join_s=10.0)
 
 
 SLOW = {"joint_speed": 0.2, "approach_speed": 0.2}
