@@ -28,7 +28,7 @@ from labos.models.literature.temperature import ConditionModel, ConditionPredict
 from labos.config import get_settings
 from labos.errors import DataMissingError
 
-MODEL_VERSION = 4  # 2: two-stage recommender (pool + re-ranker); 3: targets carry their dopants; 4: route-aware completion, dot hydrates
+MODEL_VERSION = 5  # 2: two-stage recommender (pool + re-ranker); 3: targets carry their dopants; 4: route-aware completion, dot hydrates; 5: second neighbour view
 
 
 def _reduced(formula: str) -> str:

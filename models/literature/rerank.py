@@ -39,6 +39,9 @@ FEATURES = (
     "rel_log_pvote",  # mean_log_pvote, mean_log_prob and mean_pair_pmi minus their best in the pool
     "rel_log_prob",
     "rel_pair_pmi",
+    "log_vote_raw",  # the same vote from the nearest targets by element fractions (a second view)
+    "rel_vote_raw",
+    "log_set_targets",  # log(1 + number of training targets made from exactly this set)
 )
 
 
@@ -52,6 +55,7 @@ class Candidate:
     """What the first stage knows about one candidate set."""
 
     vote: float = 0.0
+    vote_raw: float = 0.0  # from the neighbours by element fractions
     min_substitutions: int = 9
     sources: int = 0
     max_similarity: float = 0.0
@@ -71,8 +75,9 @@ def feature_matrix(
     pmi,
     anion,
     n_elements: int,
+    set_targets: dict[tuple[str, ...], int],
 ) -> tuple[list[tuple[str, ...]], np.ndarray]:
-    """(sets, features) for a pool; ``pmi(p, q)`` and ``anion(p)`` come from the recommender."""
+    """(sets, features) for a pool; ``pmi(p, q)``, ``anion(p)`` and ``set_targets`` come from the recommender."""
     sets = list(pool)
     votes = np.array([pool[s].vote for s in sets])
     best_vote = max(votes.max(initial=0.0), 1e-12)
@@ -111,10 +116,18 @@ def feature_matrix(
                 (c.beam - best_beam) if c.beam > -math.inf else -30.0,
             ]
         )
-    x = np.asarray(rows, dtype=np.float64).reshape(len(sets), len(FEATURES) - 3)
+    x = np.asarray(rows, dtype=np.float64).reshape(len(sets), len(FEATURES) - 6)
     cols = [FEATURES.index(n) for n in ("mean_log_pvote", "mean_log_prob", "mean_pair_pmi")]
     rel = x[:, cols] - x[:, cols].max(axis=0, initial=-np.inf) if len(sets) else x[:, cols]
-    return sets, np.hstack([x, rel])
+    raw = np.array([pool[s].vote_raw for s in sets])
+    tail = np.column_stack(
+        [
+            np.log(np.maximum(raw, 1e-9)),
+            raw / max(raw.max(initial=0.0), 1e-12),
+            np.log1p([set_targets.get(s, 0) for s in sets]),
+        ]
+    )
+    return sets, np.hstack([x, rel, tail.reshape(len(sets), 3)])
 
 
 class SetReranker:

@@ -253,6 +253,33 @@ def test_completion_keeps_the_route_of_the_kept_precursors(monkeypatch):
     assert "MgO" in model._complete(kept, need, probs, None)
 
 
+def test_element_fraction_neighbours_lend_a_second_vote(monkeypatch):
+    """Sets of the nearest targets by element fractions join the pool with their own vote feature."""
+    import labos.models.literature.recommender as rec_mod
+    from labos.models.literature.dataset import SynthesisRecord
+    from labos.models.literature.rerank import FEATURES
+
+    def rec(i: int, target: str, elements: dict[str, float], precursors: tuple[str, ...]) -> SynthesisRecord:
+        return SynthesisRecord(
+            f"10.0/y{i}", 2010, target, elements, tuple(sorted(precursors)), None, None, None
+        )
+
+    records = [rec(0, "SrTiO3", {"Sr": 0.2, "Ti": 0.2, "O": 0.6}, ("SrCO3", "TiO2"))] * 3
+    records += [rec(1, "Sr2TiO4", {"Sr": 2 / 7, "Ti": 1 / 7, "O": 4 / 7}, ("Sr(NO3)2", "TiO2"))] * 3
+    model = PrecursorRecommender("learned", epochs=1, rerank=False).fit(records)
+    learned_nearest = model.targets.index("SrTiO3")
+    monkeypatch.setattr(rec_mod, "N_NEIGHBOURS", 1)
+    monkeypatch.setattr(model, "emb", np.eye(2))
+    monkeypatch.setattr(model, "_embed", lambda x: np.eye(2)[[learned_nearest]])
+    pool = model._pool({"Sr": 2 / 7, "Ti": 1 / 7, "O": 4 / 7}, None)  # Sr2TiO4's own fractions
+    by_learned, by_fractions = pool.sets[("SrCO3", "TiO2")], pool.sets[("Sr(NO3)2", "TiO2")]
+    assert by_learned.vote > 0 and by_learned.vote_raw == 0
+    assert by_fractions.vote == 0 and by_fractions.vote_raw > 0 and by_fractions.min_substitutions == 0
+    sets, feats = model._featurize(pool)
+    assert feats[sets.index(("Sr(NO3)2", "TiO2")), FEATURES.index("rel_vote_raw")] == pytest.approx(1.0)
+    assert feats[sets.index(("SrCO3", "TiO2")), FEATURES.index("log_set_targets")] == pytest.approx(np.log(2))
+
+
 def test_fractional_compound_formulas_name_the_compound():
     from labos.models.literature.dataset import compound_formula
 
