@@ -120,6 +120,9 @@ def get_priors(path: Path | None = None, retrain: bool = False) -> LiteraturePri
         records = load_records(path)
         priors = LiteraturePriors.train(records, {"dataset_sha256": digest, "dataset": str(path)})
         _write_atomic(priors, cached)
+        for stale in cached.parent.glob(f"priors-v*-{digest[:16]}.pkl"):  # earlier model versions
+            if stale != cached:
+                stale.unlink(missing_ok=True)
     _LOADED[digest] = priors
     return priors
 

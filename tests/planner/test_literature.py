@@ -161,9 +161,15 @@ def test_priors_are_cached_by_checksum(tmp_path, monkeypatch):
     with lzma.open(small, "wt") as fh:
         json.dump({"reactions": reactions}, fh)
     monkeypatch.setattr(priors_mod.PrecursorRecommender, "__init__", _fast_init)
+    stale = priors_mod.cache_path(priors_mod.checksum(small)).with_name("priors-v0-" + "0" * 16 + ".pkl")
+    older = priors_mod.cache_path(priors_mod.checksum(small))
+    older = older.with_name(older.name.replace(f"-v{priors_mod.MODEL_VERSION}-", "-v1-"))
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"another dataset's priors")
+    older.write_bytes(b"an earlier model version")
     first = priors_mod.get_priors(small)
     cached = list((tmp_path / "cache" / "literature").glob("priors-*.pkl"))
-    assert len(cached) == 1
+    assert sorted(cached) == sorted([priors_mod.cache_path(priors_mod.checksum(small)), stale])
     priors_mod._LOADED.clear()
     again = priors_mod.get_priors(small)
     assert again.info == first.info  # loaded from the pickle, not retrained
