@@ -226,6 +226,9 @@ def bench_priors(
     split_year: Annotated[
         int, typer.Option(help="train on papers up to this year, test on later ones")
     ] = 2016,
+    seeds: Annotated[
+        int, typer.Option(min=1, help="also retrain the recommender with seeds 1.. and report the spread")
+    ] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Literature priors on a publication-year split: top-k exact match, temperature MAE vs baseline."""
@@ -233,8 +236,8 @@ def bench_priors(
     from labos.models.literature.evaluate import evaluate
 
     try:
-        result = evaluate(split_year=split_year)
-    except LabosError as exc:
+        result = evaluate(split_year=split_year, seeds=seeds)
+    except (LabosError, ValueError) as exc:  # no dataset, or a split year that leaves a side empty
         fail(str(exc))
     if json_out:
         emit_json(result)

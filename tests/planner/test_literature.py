@@ -293,3 +293,24 @@ def test_fractional_compound_formulas_name_the_compound():
     assert compound_formula({"Fe": 11.4, "O": 17.1}) == "Fe2O3"  # "5.7Fe2O3"
     assert compound_formula({"Li": 2, "C": 1, "O": 3}) == "Li2CO3"
     assert compound_formula({"Mn": 1, "O": 1.839}) == "Mn1O1.839"  # no small integer formula: as written
+
+
+def test_priors_benchmark_reports_the_spread_over_seeds(subset, monkeypatch):
+    """``labos bench priors --seeds N``: seed 0 is the headline; per-seed, mean, min and max beside it."""
+    import labos.models.literature.evaluate as ev
+
+    years = sorted(r.year for r in subset if r.year is not None)
+    split = years[len(years) * 2 // 3]
+    monkeypatch.setattr(ev, "_records", lambda path: tuple(subset))
+    monkeypatch.setattr(ev.PrecursorRecommender, "__init__", _fast_init)
+    out = ev.evaluate(split_year=split, seeds=2)
+    spread = out["recommender"]["learned_embedding_over_seeds"]
+    assert spread["seeds"] == 2 and spread["per_seed"][0] == out["recommender"]["learned_embedding"]
+    for key in ("top1", "top5"):
+        values = [run[key] for run in spread["per_seed"]]
+        assert spread["min"][key] == min(values) <= spread["mean"][key] <= max(values) == spread["max"][key]
+    assert "learned_embedding_over_seeds" not in ev.evaluate(split_year=split)["recommender"]
+    with pytest.raises(ValueError, match="seeds"):
+        ev.evaluate(split_year=split, seeds=0)
+    with pytest.raises(ValueError, match="empty"):
+        ev.evaluate(split_year=years[-1])
