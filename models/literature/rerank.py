@@ -1,11 +1,12 @@
 """Learned re-ranking of candidate precursor sets (the second stage of the recommender).
 
 The first stage (:mod:`.recommender`) proposes a pool of candidate sets for a target: its most
-similar known targets' sets adapted to its elements, per-element alternatives and single
-substitutions. Each candidate gets the features below and a gradient-boosted classifier (scikit-learn)
-scores how likely it is a reported set. The classifier is trained on the training years only, by
-leave-one-target-out: a training target is recommended for with itself and every target from the
-same papers hidden (as for an unseen target of a later paper), and its reported sets label the pool.
+similar known targets' sets (in the learned embedding and by element fractions) adapted to its
+elements, per-element alternatives and single substitutions. Each candidate gets the features below
+and a gradient-boosted classifier (scikit-learn) scores how likely it is a reported set. The
+classifier is trained on the training years only, on papers held out: a first stage fitted without
+them builds pools for the targets only they report (as for an unseen target of a later paper), and
+their reported sets label the pools.
 """
 
 from __future__ import annotations
