@@ -26,6 +26,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from labos.models.literature.dataset import SynthesisRecord, split_target, target_fractions, target_key
@@ -155,7 +156,6 @@ class PrecursorRecommender:
         if self.embedding == "learned":
             self._train()
         self.emb = self._embed(self.x)
-        self.emb_raw = _unit(np.sqrt(self.x))
         self.set_targets = Counter(s for c in self.sets for s in c)
         return self
 
@@ -242,6 +242,16 @@ class PrecursorRecommender:
         finally:
             torch.set_num_threads(threads)
         self.weights = [t.detach().numpy().astype(np.float32).copy() for t in net.parameters()]
+
+    @cached_property
+    def emb_raw(self) -> np.ndarray:
+        """Known targets by element fractions (the second neighbour view); derived, so not pickled."""
+        return _unit(np.sqrt(self.x))
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("emb_raw", None)  # as large as the embedding; recomputed from x on first use
+        return state
 
     # ------------------------------------------------------------------ inference
 

@@ -314,3 +314,15 @@ def test_priors_benchmark_reports_the_spread_over_seeds(subset, monkeypatch):
         ev.evaluate(split_year=split, seeds=0)
     with pytest.raises(ValueError, match="empty"):
         ev.evaluate(split_year=years[-1])
+
+
+def test_the_element_fraction_view_is_derived_not_pickled(subset):
+    """The second view is as large as the embedding: a pickled model recomputes it and ranks the same."""
+    import pickle
+
+    model = PrecursorRecommender("learned", epochs=2).fit(subset)
+    before = [r.precursors for r in model.recommend("BaTiO3", k=5)]
+    assert "emb_raw" in model.__dict__
+    loaded = pickle.loads(pickle.dumps(model))
+    assert "emb_raw" not in loaded.__dict__
+    assert [r.precursors for r in loaded.recommend("BaTiO3", k=5)] == before
